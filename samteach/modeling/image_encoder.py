@@ -1,0 +1,275 @@
+"""SAM's image encoder: an MAE-pretrained plain ViT adapted to 1024 px (SAM App. A, ViTDet).
+
+The image becomes a grid of patch tokens; most blocks attend inside local windows, a few
+attend globally; every attention adds a *decomposed relative position bias*; a small conv
+"neck" maps the result to the decoder's width. It runs once per image, and its output (the
+image embedding) then serves any number of prompts.
+
+Shapes: B images, H/W grid height/width in patches, N = H*W tokens, C channels,
+nh heads, c = C / nh channels per head, S window side, nW windows per image.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import LayerNorm2d, MLPBlock
+
+# The fused path adds the relative position bias query-chunk by query-chunk, so a global block
+# at 1024 px never holds its whole (B, nh, 4096, 4096) bias: at most this many floats at once.
+# 4M floats (16 MB) also keeps each chunk cache-sized, which made it fastest on a 2-core CPU.
+_BIAS_CHUNK_ELEMENTS = 1 << 22
+
+
+class ImageEncoderViT(nn.Module):
+    """ViT-B/L/H image encoder (Fig. 4, left): (B, 3, img, img) -> (B, out_chans, H, W)."""
+
+    def __init__(
+        self,
+        img_size: int = 1024,
+        patch_size: int = 16,
+        in_chans: int = 3,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        out_chans: int = 256,
+        qkv_bias: bool = True,
+        use_abs_pos: bool = True,
+        use_rel_pos: bool = True,
+        rel_pos_zero_init: bool = True,
+        window_size: int = 14,
+        global_attn_indexes: tuple[int, ...] = (2, 5, 8, 11),
+        attention: str = "sdpa",
+    ) -> None:
+        super().__init__()
+        self.img_size = img_size
+        grid = img_size // patch_size
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
+        self.pos_embed: nn.Parameter | None = None
+        if use_abs_pos:
+            # Channels-last (1, H, W, C), like the tokens it is added to.
+            self.pos_embed = nn.Parameter(torch.zeros(1, grid, grid, embed_dim))
+        self.blocks = nn.ModuleList(
+            Block(
+                dim=embed_dim,
+                num_heads=num_heads,
+                mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias,
+                use_rel_pos=use_rel_pos,
+                rel_pos_zero_init=rel_pos_zero_init,
+                window_size=0 if i in global_attn_indexes else window_size,
+                input_size=(grid, grid),
+                attention=attention,
+            )
+            for i in range(depth)
+        )
+        # The neck: 1x1 conv to the decoder width, then a 3x3 conv, each followed by LayerNorm.
+        # Sequential positions 0..3 are part of the checkpoint keys (neck.0.weight, ...).
+        self.neck = nn.Sequential(
+            nn.Conv2d(embed_dim, out_chans, kernel_size=1, bias=False),
+            LayerNorm2d(out_chans),
+            nn.Conv2d(out_chans, out_chans, kernel_size=3, padding=1, bias=False),
+            LayerNorm2d(out_chans),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, img, img) normalised, padded image -> (B, out_chans, H, W) embedding."""
+        x = self.patch_embed(x)  # (B, H, W, C)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed
+        for block in self.blocks:
+            x = block(x)  # (B, H, W, C)
+        return self.neck(x.permute(0, 3, 1, 2))  # (B, out_chans, H, W)
+
+
+class PatchEmbed(nn.Module):
+    """Cut the image into non-overlapping patches and project each to C channels.
+
+    A conv with kernel = stride = patch size *is* "flatten every patch, then one shared
+    Linear layer" (lab 01 proves it); the conv form is just faster.
+    """
+
+    def __init__(self, patch_size: int = 16, in_chans: int = 3, embed_dim: int = 768) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, img, img) -> (B, H, W, C): channels-last, ready for LayerNorm and Linear."""
+        return self.proj(x).permute(0, 2, 3, 1)
+
+
+class Block(nn.Module):
+    """A pre-norm transformer block whose attention is windowed (window_size > 0) or global."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        use_rel_pos: bool = False,
+        rel_pos_zero_init: bool = True,
+        window_size: int = 0,
+        input_size: tuple[int, int] | None = None,
+        attention: str = "sdpa",
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)  # SAM's build uses eps=1e-6 throughout
+        attn_size = (window_size, window_size) if window_size > 0 else input_size
+        self.attn = Attention(dim, num_heads, qkv_bias, use_rel_pos, rel_pos_zero_init,
+                              input_size=attn_size, attention=attention)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = MLPBlock(dim, int(dim * mlp_ratio))
+        self.window_size = window_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) -> (B, H, W, C)."""
+        shortcut = x
+        x = self.norm1(x)
+        if self.window_size > 0:
+            H, W = x.shape[1], x.shape[2]
+            x, padded_hw = window_partition(x, self.window_size)  # (B*nW, S, S, C)
+            x = self.attn(x)
+            x = window_unpartition(x, self.window_size, padded_hw, (H, W))  # (B, H, W, C)
+        else:
+            x = self.attn(x)
+        x = shortcut + x
+        return x + self.mlp(self.norm2(x))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over a grid of tokens, with decomposed relative position bias.
+
+    Two paths compute the same numbers, chosen by ``attention``:
+
+    * ``"explicit"`` -- the formula: softmax(q k^T / sqrt(c) + bias) v, one (N, N) matrix per
+      head. Read this one.
+    * ``"sdpa"`` -- ``F.scaled_dot_product_attention``, a fused kernel that never stores the
+      softmax matrix; the bias is built one chunk of query rows at a time.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        qkv_bias: bool = True,
+        use_rel_pos: bool = False,
+        rel_pos_zero_init: bool = True,
+        input_size: tuple[int, int] | None = None,
+        attention: str = "sdpa",
+    ) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        head_dim = dim // num_heads
+        self.scale = head_dim**-0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.use_rel_pos = use_rel_pos
+        if use_rel_pos:
+            if input_size is None:
+                raise ValueError("input_size (H, W) is required when use_rel_pos=True")
+            # One learned c-vector per relative offset -(H-1)..(H-1) along y, and along x.
+            self.rel_pos_h = nn.Parameter(torch.zeros(2 * input_size[0] - 1, head_dim))
+            self.rel_pos_w = nn.Parameter(torch.zeros(2 * input_size[1] - 1, head_dim))
+            if not rel_pos_zero_init:
+                nn.init.trunc_normal_(self.rel_pos_h, std=0.02)
+                nn.init.trunc_normal_(self.rel_pos_w, std=0.02)
+        self.attention = attention
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) -> (B, H, W, C)."""
+        B, H, W, C = x.shape
+        qkv = self.qkv(x).reshape(B, H * W, 3, self.num_heads, -1)  # (B, N, 3, nh, c)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, N, c)
+        if self.attention == "explicit":
+            x = self._explicit(q, k, v, (H, W))
+        else:
+            x = self._fused(q, k, v, (H, W))  # (B, nh, N, c)
+        x = x.transpose(1, 2).reshape(B, H, W, C)  # heads side by side again
+        return self.proj(x)
+
+    def _explicit(self, q, k, v, hw: tuple[int, int]) -> torch.Tensor:
+        attn = (q * self.scale) @ k.transpose(-2, -1)  # (B, nh, N, N)
+        if self.use_rel_pos:
+            attn = attn + self._bias(q, hw, 0, hw[0])
+        attn = attn.softmax(dim=-1)  # each query's weights over all keys sum to 1
+        return attn @ v  # (B, nh, N, c)
+
+    def _fused(self, q, k, v, hw: tuple[int, int]) -> torch.Tensor:
+        if not self.use_rel_pos:
+            return F.scaled_dot_product_attention(q, k, v)
+        H, W = hw
+        B, nh = q.shape[:2]
+        rows = max(1, _BIAS_CHUNK_ELEMENTS // (B * nh * W * H * W))  # grid rows per chunk
+        chunks = []
+        for top in range(0, H, rows):
+            bottom = min(top + rows, H)
+            q_rows = q[:, :, top * W : bottom * W]  # (B, nh, rows*W, c)
+            bias = self._bias(q_rows, hw, top, bottom)  # (B, nh, rows*W, N)
+            chunks.append(F.scaled_dot_product_attention(q_rows, k, v, attn_mask=bias))
+        return torch.cat(chunks, dim=2)  # (B, nh, N, c)
+
+    def _bias(self, q: torch.Tensor, hw: tuple[int, int], top: int, bottom: int) -> torch.Tensor:
+        """Relative position bias of the queries in grid rows [top, bottom): (B, nh, n, N)."""
+        H, W = hw
+        q = q.unflatten(2, (bottom - top, W))  # (B, nh, rows, W, c), unscaled as in ViTDet
+        rel_h = relative_table(self.rel_pos_h, H)[top:bottom]  # (rows, H, c)
+        rel_w = relative_table(self.rel_pos_w, W)  # (W, W, c)
+        return decomposed_rel_pos_bias(q, rel_h, rel_w)
+
+
+def relative_table(rel_pos: torch.Tensor, size: int) -> torch.Tensor:
+    """(2*size-1, c) vectors, one per offset -> (size, size, c), where [i, j] is offset i - j."""
+    offsets = torch.arange(size, device=rel_pos.device)
+    index = offsets[:, None] - offsets[None, :] + (size - 1)  # (size, size) in 0..2*size-2
+    return rel_pos[index]
+
+
+def decomposed_rel_pos_bias(q: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor):
+    """bias[(y, x), (y', x')] = q_(y,x) . R_h[y - y'] + q_(y,x) . R_w[x - x'] (ViTDet).
+
+    A full 2-D table would need one vector per (dy, dx) pair; splitting it into a vertical and a
+    horizontal part needs only (2H-1) + (2W-1) vectors, and each part is a small matmul.
+
+    Args:
+        q: (B, nh, h, W, c) queries of h grid rows.
+        rel_h: (h, H, c) vertical table rows for those queries.
+        rel_w: (W, W, c) horizontal table.
+
+    Returns:
+        (B, nh, h*W, H*W) bias, one row per query, one column per key.
+    """
+    bias_h = torch.einsum("bnywc,ykc->bnywk", q, rel_h)  # (B, nh, h, W, H): key row k
+    bias_w = torch.einsum("bnywc,wkc->bnywk", q, rel_w)  # (B, nh, h, W, W): key column k
+    bias = bias_h[..., :, None] + bias_w[..., None, :]  # (B, nh, h, W, H, W)
+    return bias.flatten(-2).flatten(2, 3)  # (B, nh, h*W, H*W)
+
+
+def window_partition(x: torch.Tensor, window_size: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Zero-pad (B, H, W, C) to multiples of S and cut it into (B*nW, S, S, C) windows.
+
+    The padding tokens are zeros that every window's attention sees as keys, as in SAM.
+    Returns the windows and the padded (Hp, Wp).
+    """
+    B, H, W, C = x.shape
+    S = window_size
+    pad_h, pad_w = (S - H % S) % S, (S - W % S) % S
+    if pad_h or pad_w:
+        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))  # pads the last three dims from the end
+    Hp, Wp = H + pad_h, W + pad_w
+    x = x.view(B, Hp // S, S, Wp // S, S, C)  # (B, Hp/S, S, Wp/S, S, C)
+    windows = x.permute(0, 1, 3, 2, 4, 5).reshape(-1, S, S, C)  # (B*nW, S, S, C)
+    return windows, (Hp, Wp)
+
+
+def window_unpartition(
+    windows: torch.Tensor, window_size: int, padded_hw: tuple[int, int], hw: tuple[int, int]
+) -> torch.Tensor:
+    """Inverse of :func:`window_partition`: (B*nW, S, S, C) -> (B, H, W, C), padding removed."""
+    S = window_size
+    (Hp, Wp), (H, W) = padded_hw, hw
+    B = windows.shape[0] // ((Hp // S) * (Wp // S))
+    x = windows.view(B, Hp // S, Wp // S, S, S, -1)  # (B, Hp/S, Wp/S, S, S, C)
+    x = x.permute(0, 1, 3, 2, 4, 5).reshape(B, Hp, Wp, -1)  # (B, Hp, Wp, C)
+    return x[:, :H, :W] if (Hp, Wp) != (H, W) else x

@@ -1,0 +1,149 @@
+"""SAM's mask decoder (Fig. 14; App. A "Lightweight mask decoder").
+
+Learned output tokens (one IoU token, 1 + M mask tokens) join the prompt tokens; the two-way
+transformer lets them read the image; then each mask token's *hypernetwork* MLP turns it into
+the weights of a per-pixel linear classifier over the upscaled image embedding.
+
+Shapes: B images, K prompts per image, T tokens, M masks, C channels, H/W embedding grid.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import LayerNorm2d
+
+
+class MaskDecoder(nn.Module):
+    """Image embedding + prompt embeddings -> (1 or M) mask logits and predicted IoUs per prompt."""
+
+    def __init__(
+        self,
+        *,
+        transformer_dim: int,
+        transformer: nn.Module,
+        num_multimask_outputs: int = 3,
+        activation: type[nn.Module] = nn.GELU,
+        iou_head_depth: int = 3,
+        iou_head_hidden_dim: int = 256,
+    ) -> None:
+        super().__init__()
+        self.transformer_dim = transformer_dim
+        self.transformer = transformer
+        self.num_multimask_outputs = num_multimask_outputs
+
+        self.iou_token = nn.Embedding(1, transformer_dim)
+        # Token 0 answers when one answer is enough (several prompts); tokens 1..M give the
+        # multimask answers to an ambiguous single click (whole / part / subpart, SAM §3).
+        self.num_mask_tokens = num_multimask_outputs + 1
+        self.mask_tokens = nn.Embedding(self.num_mask_tokens, transformer_dim)
+
+        # 4x upsampling with two transposed convs: 64x64 -> 256x256 for the released models.
+        # Sequential positions 0, 1, 3 hold weights and are part of the checkpoint keys.
+        self.output_upscaling = nn.Sequential(
+            nn.ConvTranspose2d(transformer_dim, transformer_dim // 4, kernel_size=2, stride=2),
+            LayerNorm2d(transformer_dim // 4),
+            activation(),
+            nn.ConvTranspose2d(transformer_dim // 4, transformer_dim // 8, kernel_size=2, stride=2),
+            activation(),
+        )
+        self.output_hypernetworks_mlps = nn.ModuleList(
+            MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3)
+            for _ in range(self.num_mask_tokens)
+        )
+        self.iou_prediction_head = MLP(
+            transformer_dim, iou_head_hidden_dim, self.num_mask_tokens, iou_head_depth
+        )
+
+    def forward(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+        multimask_output: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predict masks for K prompts on each of B images.
+
+        Args:
+            image_embeddings: (B, C, H, W) from the image encoder.
+            image_pe: (1, C, H, W) from ``PromptEncoder.get_dense_pe()``.
+            sparse_prompt_embeddings: (B*K, T, C), image-major: image 0's K prompts come first.
+            dense_prompt_embeddings: (B*K, C, H, W), or anything that broadcasts to it.
+            multimask_output: return the M multimask outputs instead of the single one.
+
+        Returns:
+            masks (B*K, M or 1, 4H, 4W) logits and iou_pred (B*K, M or 1).
+        """
+        masks, iou_pred = self.predict_masks(
+            image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
+        )
+        chosen = slice(1, None) if multimask_output else slice(0, 1)
+        return masks[:, chosen], iou_pred[:, chosen]
+
+    def predict_masks(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """All 1 + M masks (B*K, 1+M, 4H, 4W) and IoU predictions (B*K, 1+M)."""
+        BK = sparse_prompt_embeddings.shape[0]
+        output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight])  # (1+M, C)
+        output_tokens = output_tokens.unsqueeze(0).expand(BK, -1, -1)  # (B*K, 1+M, C)
+        tokens = torch.cat([output_tokens, sparse_prompt_embeddings], dim=1)  # (B*K, T, C)
+
+        src = add_dense_prompt(image_embeddings, dense_prompt_embeddings)  # (B or B*K, C, H, W)
+        _, C, H, W = src.shape
+        hs, src = self.transformer(src, image_pe, tokens)  # (B*K, T, C), (B*K, H*W, C)
+        iou_token_out = hs[:, 0]  # (B*K, C)
+        mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens]  # (B*K, 1+M, C)
+
+        upscaled = self.output_upscaling(src.transpose(1, 2).view(BK, C, H, W))  # (B*K, C/8, 4H, 4W)
+        # Hypernetworks: each mask token becomes the weights of a linear classifier of pixels.
+        hyper_in = torch.stack(
+            [mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
+            dim=1,
+        )  # (B*K, 1+M, C/8)
+        b, c, h, w = upscaled.shape
+        masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)  # (B*K, 1+M, 4H, 4W)
+        iou_pred = self.iou_prediction_head(iou_token_out)  # (B*K, 1+M)
+        return masks, iou_pred
+
+
+def add_dense_prompt(image_embeddings: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """Image embeddings (B, C, H, W) + dense prompts (B*K, C, H, W) -> (B or B*K, C, H, W).
+
+    When every prompt has the same dense embedding (no mask prompt: ``PromptEncoder`` returns
+    one map expanded, with batch stride 0), the sum is made once per image, not K times --
+    the original code copies the image embedding for every prompt instead.
+    """
+    B = image_embeddings.shape[0]
+    if dense.shape[0] == 1 or dense.stride(0) == 0:
+        return image_embeddings + dense[:1]  # (B, C, H, W)
+    K = dense.shape[0] // B
+    summed = image_embeddings.unsqueeze(1) + dense.unflatten(0, (B, K))  # (B, K, C, H, W)
+    return summed.flatten(0, 1)
+
+
+class MLP(nn.Module):
+    """A plain MLP: Linear layers with ReLU between them (and an optional final sigmoid)."""
+
+    def __init__(
+        self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int,
+        sigmoid_output: bool = False,
+    ) -> None:
+        super().__init__()
+        self.num_layers = num_layers
+        dims = [input_dim] + [hidden_dim] * (num_layers - 1) + [output_dim]
+        self.layers = nn.ModuleList(nn.Linear(n, k) for n, k in zip(dims[:-1], dims[1:]))
+        self.sigmoid_output = sigmoid_output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., input_dim) -> (..., output_dim)."""
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < self.num_layers - 1:
+                x = F.relu(x)
+        return torch.sigmoid(x) if self.sigmoid_output else x

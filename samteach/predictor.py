@@ -1,0 +1,277 @@
+"""SamPredictor: encode an image once, then answer prompt after prompt in milliseconds.
+
+Same methods, arguments, return types and shapes as Meta's ``SamPredictor``, so the official
+notebooks run unchanged; plus ``set_image_batch`` / ``predict_batch`` for K prompts on each of
+B images in one decoder call (SAM's "one embedding, many prompts").
+
+Shapes: B images, K prompts per image, N points per prompt, M masks per prompt,
+H/W the original image, h/w the low-res logits (4x the embedding grid: 256 for 1024 px).
+"""
+
+import numpy as np
+import torch
+
+from .modeling import Sam
+from .transforms import ResizeLongestSide
+from .validate import (
+    ImageNotSetError,
+    as_array,
+    check_box,
+    check_image,
+    check_labels,
+    check_mask_input,
+    check_points,
+    check_prompt_tensors,
+)
+
+
+class SamPredictor:
+    """Interactive segmentation with a cached image embedding."""
+
+    def __init__(self, sam_model: Sam) -> None:
+        if not isinstance(sam_model, Sam):
+            raise TypeError(f"sam_model must be a samteach Sam (see samteach.build_sam); got "
+                            f"{type(sam_model).__name__}")
+        self.model = sam_model
+        self.transform = ResizeLongestSide(sam_model.image_encoder.img_size)
+        self.reset_image()
+
+    # ---------------------------------------------------------------- images
+    def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
+        """Encode one (H, W, 3) uint8 image and cache its embedding."""
+        self.set_image_batch([image], image_format)
+
+    def set_image_batch(self, images: list[np.ndarray], image_format: str = "RGB") -> None:
+        """Encode several (H, W, 3) uint8 images (any sizes) in one encoder pass."""
+        if not isinstance(images, (list, tuple)) or not images:
+            raise TypeError(f"images must be a non-empty list of (H, W, 3) uint8 arrays; got "
+                            f"{type(images).__name__}")
+        resized = []
+        for image in images:
+            image = check_image(image, image_format)
+            if image_format != self.model.image_format:
+                image = image[..., ::-1]  # BGR <-> RGB
+            resized.append(self.transform.apply_image(np.ascontiguousarray(image)))
+        tensors = [torch.as_tensor(r, device=self.device).permute(2, 0, 1) for r in resized]
+        self._encode(tensors, [tuple(image.shape[:2]) for image in images])
+
+    @torch.no_grad()
+    def set_torch_image(
+        self, transformed_image: torch.Tensor, original_image_size: tuple[int, ...]
+    ) -> None:
+        """Encode a (1, 3, H', W') image already resized by ``ResizeLongestSide``."""
+        size = self.model.image_encoder.img_size
+        if not isinstance(transformed_image, torch.Tensor):
+            raise TypeError(f"transformed_image must be a torch.Tensor; got "
+                            f"{type(transformed_image).__name__}")
+        shape = tuple(transformed_image.shape)
+        if len(shape) != 4 or shape[:2] != (1, 3) or max(shape[2:]) != size:
+            raise ValueError(f"transformed_image must be (1, 3, H', W') with longest side {size} "
+                             f"(use predictor.transform.apply_image); got {shape}")
+        self._encode([transformed_image[0]], [tuple(original_image_size)])
+
+    @torch.no_grad()
+    def _encode(self, images: list[torch.Tensor], original_sizes: list[tuple[int, int]]) -> None:
+        """(3, H', W') resized images -> cached (B, C, h, w) features and their sizes."""
+        self.reset_image()
+        batch = torch.stack([self.model.preprocess(image.float()) for image in images])
+        self.features = self.model.image_encoder(batch)
+        self._dense_pe = self.model.prompt_encoder.get_dense_pe()  # the same for every prompt
+        self._original_sizes = [tuple(int(s) for s in size) for size in original_sizes]
+        self._input_sizes = [tuple(image.shape[-2:]) for image in images]
+        if len(images) == 1:
+            self.original_size, self.input_size = self._original_sizes[0], self._input_sizes[0]
+        self.is_image_set = True
+
+    # ---------------------------------------------------------------- prompts
+    def predict(
+        self,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Masks for one prompt on the cached image, in original pixel coordinates.
+
+        Args:
+            point_coords: (N, 2) pixel (x, y) in the original image.
+            point_labels: (N,) 1 foreground, 0 background (also -1, 2, 3; see PromptEncoder).
+            box: (4,) x0, y0, x1, y1 in the original image.
+            mask_input: (1, h, w) low-res logits from an earlier call (refinement).
+            multimask_output: three masks (use for a single ambiguous click) or one.
+            return_logits: logits instead of booleans.
+
+        Returns:
+            masks (M, H, W), iou_predictions (M,), low_res_masks (M, h, w) numpy arrays.
+        """
+        self._require_single_image("predict")
+        original = self.original_size
+        coords = labels = boxes = masks = None
+        if point_coords is not None or point_labels is not None:
+            if point_coords is None:
+                raise ValueError("point_coords must be given with point_labels")
+            coords, labels = check_points(point_coords, point_labels, original)
+            coords = self._tensor(self.transform.apply_coords(coords, original))[None]  # (1,N,2)
+            labels = torch.as_tensor(labels, dtype=torch.int, device=self.device)[None]  # (1, N)
+        if box is not None:
+            box = check_box(box, original)
+            boxes = self._tensor(self.transform.apply_boxes(box, original))  # (1, 4)
+        if mask_input is not None:
+            size = self.model.prompt_encoder.mask_input_size
+            masks = self._tensor(check_mask_input(mask_input, size, ()))[None]  # (1, 1, h, w)
+        outputs = self.predict_torch(coords, labels, boxes, masks, multimask_output, return_logits)
+        return tuple(x[0].detach().cpu().numpy() for x in outputs)
+
+    @torch.no_grad()
+    def predict_torch(
+        self,
+        point_coords: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        boxes: torch.Tensor | None = None,
+        mask_input: torch.Tensor | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Masks for K prompts on the cached image, prompts already in the resized frame.
+
+        Args:
+            point_coords: (K, N, 2), transformed with ``predictor.transform.apply_coords_torch``.
+            point_labels: (K, N).
+            boxes: (K, 4), transformed with ``apply_boxes_torch``.
+            mask_input: (K, 1, h, w) low-res logits.
+
+        Returns:
+            masks (K, M, H, W), iou_predictions (K, M), low_res_masks (K, M, h, w) tensors.
+        """
+        self._require_single_image("predict_torch")
+        check_prompt_tensors(point_coords, point_labels, boxes, mask_input, self.input_size,
+                             self.model.prompt_encoder.mask_input_size)
+        low_res, iou = self._decode(point_coords, point_labels, boxes, mask_input,
+                                    multimask_output)
+        masks = self._postprocess(low_res, 0, return_logits)
+        return masks, iou, low_res
+
+    def predict_batch(
+        self,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        boxes: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """K prompts on each of the B images of ``set_image_batch``, in one decoder call.
+
+        Args:
+            point_coords: (B, K, N, 2) pixel (x, y), each in its own original image.
+            point_labels: (B, K, N).
+            boxes: (B, K, 4).
+            mask_input: (B, K, 1, h, w) low-res logits.
+
+        Returns:
+            Per image b: masks (K, M, H_b, W_b), iou_predictions (K, M), low_res (K, M, h, w).
+        """
+        self._require_image("predict_batch")
+        B = len(self._original_sizes)
+        coords = labels = box_t = masks = None
+        if point_coords is not None or point_labels is not None:
+            coords, labels = self._batch_points(point_coords, point_labels, B)
+        if boxes is not None:
+            box_t = self._batch_boxes(boxes, B)
+        K = next((x.shape[0] // B for x in (coords, box_t) if x is not None), None)
+        if mask_input is not None:
+            size = self.model.prompt_encoder.mask_input_size
+            if K is None:  # masks alone: K is whatever they bring
+                K = np.shape(mask_input)[1] if np.ndim(mask_input) == 5 else 1
+            masks = self._tensor(check_mask_input(mask_input, size, (B, K))).flatten(0, 1)
+        with torch.no_grad():
+            low_res, iou = self._decode(coords, labels, box_t, masks, multimask_output)
+        low_res, iou = low_res.unflatten(0, (B, -1)), iou.unflatten(0, (B, -1))  # (B, K, ...)
+        out_masks = [self._postprocess(low_res[b], b, return_logits).cpu().numpy() for b in range(B)]
+        return out_masks, list(iou.cpu().numpy()), list(low_res.cpu().numpy())
+
+    def _batch_points(self, point_coords, point_labels, B: int):
+        if point_coords is None or point_labels is None:
+            raise ValueError("point_coords and point_labels must be given together")
+        coords = as_array(point_coords, "point_coords", "a (B, K, N, 2) array")
+        if coords.ndim != 4 or coords.shape[0] != B or coords.shape[-1] != 2:
+            raise ValueError(f"point_coords must be (B, K, N, 2) with B = {B} images; got "
+                             f"shape {coords.shape}")
+        labels = check_labels(point_labels, coords.shape[2])
+        if labels.shape != coords.shape[:3]:
+            raise ValueError(f"point_labels must be (B, K, N) = {coords.shape[:3]}; got "
+                             f"{labels.shape}")
+        resized = []
+        for b, size in enumerate(self._original_sizes):
+            for k in range(coords.shape[1]):
+                check_points(coords[b, k], labels[b, k], size)
+            resized.append(self.transform.apply_coords(coords[b], size))
+        coords_t = self._tensor(np.stack(resized)).flatten(0, 1)  # (B*K, N, 2)
+        labels_t = torch.as_tensor(labels, dtype=torch.int, device=self.device).flatten(0, 1)
+        return coords_t, labels_t
+
+    def _batch_boxes(self, boxes, B: int) -> torch.Tensor:
+        array = as_array(boxes, "boxes", "a (B, K, 4) array")
+        if array.ndim != 3 or array.shape[0] != B or array.shape[-1] != 4:
+            raise ValueError(f"boxes must be (B, K, 4) with B = {B} images; got shape "
+                             f"{array.shape}")
+        resized = []
+        for b, size in enumerate(self._original_sizes):
+            for box in array[b]:
+                check_box(box, size)
+            resized.append(self.transform.apply_boxes(array[b], size))
+        return self._tensor(np.stack(resized)).flatten(0, 1)  # (B*K, 4)
+
+    def _decode(self, coords, labels, boxes, masks, multimask_output: bool):
+        """Prompts (B*K, ...) image-major -> low-res logits (B*K, M, h, w) and IoUs (B*K, M)."""
+        points = (coords, labels) if coords is not None else None
+        sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=masks)
+        if sparse.shape[0] % self.features.shape[0]:
+            raise ValueError(f"the number of prompts ({sparse.shape[0]}) must be a multiple of "
+                             f"the number of images ({self.features.shape[0]})")
+        return self.model.mask_decoder(
+            image_embeddings=self.features,
+            image_pe=self._dense_pe,
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask_output,
+        )
+
+    def _postprocess(self, low_res: torch.Tensor, b: int, return_logits: bool) -> torch.Tensor:
+        masks = self.model.postprocess_masks(low_res, self._input_sizes[b], self._original_sizes[b])
+        return masks if return_logits else masks > self.model.mask_threshold
+
+    # ---------------------------------------------------------------- state
+    def get_image_embedding(self) -> torch.Tensor:
+        """The cached (B, C, h, w) image embedding (B = 1 after ``set_image``)."""
+        self._require_image("get_image_embedding")
+        return self.features
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def reset_image(self) -> None:
+        """Forget the cached image."""
+        self.is_image_set = False
+        self.features = None
+        self._dense_pe = None
+        self.orig_h = self.orig_w = self.input_h = self.input_w = None
+        self.original_size = self.input_size = None
+        self._original_sizes: list[tuple[int, int]] = []
+        self._input_sizes: list[tuple[int, int]] = []
+
+    def _require_image(self, method: str) -> None:
+        if not self.is_image_set:
+            raise ImageNotSetError(f"{method} needs an image: call set_image(image) first")
+
+    def _require_single_image(self, method: str) -> None:
+        self._require_image(method)
+        if len(self._original_sizes) != 1:
+            raise ValueError(f"{method} works on one image; {len(self._original_sizes)} are set "
+                             "by set_image_batch -- use predict_batch")
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, dtype=torch.float, device=self.device)

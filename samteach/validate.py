@@ -1,0 +1,189 @@
+"""Checks for what a caller hands to samteach's public entry points.
+
+Each check raises ``TypeError`` (wrong kind of object) or ``ValueError`` (right kind, wrong
+content) whose message names the argument, says what was expected and what arrived -- so a
+student sees "point_labels has 3 entries but point_coords has 2 points", not a shape error
+from deep inside torch. The functions return the input converted to a numpy array or tensor.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+VALID_LABELS = (-1, 0, 1, 2, 3)  # padding, background, foreground, box top-left, bottom-right
+# Prompts may sit a little outside the image (a click on a canvas border, a box drawn past the
+# edge); further out than this share of the image size they are surely in the wrong frame.
+OUTSIDE_MARGIN = 0.1
+
+
+class ImageNotSetError(RuntimeError, ValueError):
+    """Prediction was asked for before ``set_image``.
+
+    A ``RuntimeError`` like in Meta's predictor, and a ``ValueError`` like every other misuse.
+    """
+
+
+def as_array(value: object, name: str, expected: str) -> np.ndarray:
+    """Any array-like of numbers -> float64 array, or a TypeError naming ``name``."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, (str, bytes, dict)) or value is None:
+        raise TypeError(f"{name} must be {expected}; got {type(value).__name__}")
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be {expected} (numbers); got {type(value).__name__}") from None
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must contain finite numbers; got NaN or inf")
+    return array
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def check_image(image: object, image_format: str) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB/BGR image."""
+    if image_format not in ("RGB", "BGR"):
+        raise ValueError(f"image_format must be 'RGB' or 'BGR'; got {image_format!r}")
+    if not isinstance(image, np.ndarray):
+        kind = type(image).__name__
+        hint = " (convert a PIL image with np.asarray(img.convert('RGB')))" if kind != "Tensor" \
+            else " (use set_torch_image for tensors)"
+        raise TypeError(f"image must be a numpy array of shape (H, W, 3), dtype uint8; got "
+                        f"{kind}{hint}")
+    if image.dtype != np.uint8:
+        raise TypeError(f"image must have dtype uint8 (pixel values 0..255); got {image.dtype}"
+                        " -- for floats in [0, 1] use (image * 255).round().astype(np.uint8)")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must have shape (H, W, 3) with 3 colour channels; got shape "
+                         f"{_shape(image.shape)}")
+    if min(image.shape[:2]) < 1:
+        raise ValueError(f"image must not be empty; got shape {_shape(image.shape)}")
+    return image
+
+
+def check_labels(labels: object, n_points: int, name: str = "point_labels") -> np.ndarray:
+    """``n_points`` integer labels from {-1, 0, 1, 2, 3} (the last axis of ``labels``)."""
+    array = as_array(labels, name, "an array of integer labels")
+    if array.shape[-1:] != (n_points,):
+        raise ValueError(f"{name} has {array.shape[-1] if array.ndim else 0} entries per prompt "
+                         f"but point_coords has {n_points} points (shape {_shape(array.shape)})")
+    bad = sorted(set(array.ravel().tolist()) - set(VALID_LABELS))
+    if bad:
+        raise ValueError(f"{name} must be in {{-1, 0, 1, 2, 3}} (padding, background, "
+                         f"foreground, box corners); got {bad}")
+    return array.astype(np.int64)
+
+
+def check_points(
+    coords: object, labels: object, image_size: tuple[int, int], frame: str = "image"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 2) pixel (x, y) coordinates inside the (H, W) image, and N labels."""
+    if labels is None:
+        raise ValueError("point_labels must be given with point_coords (1 = foreground, "
+                         "0 = background)")
+    array = as_array(coords, "point_coords", "an (N, 2) array of pixel (x, y) coordinates")
+    if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] == 0:
+        raise ValueError(f"point_coords must be (N, 2) pixel (x, y) coordinates with N >= 1; "
+                         f"got shape {_shape(array.shape)}")
+    _check_inside(array, image_size, "point_coords", frame)
+    return array, check_labels(labels, array.shape[0])
+
+
+def check_box(box: object, image_size: tuple[int, int], frame: str = "image") -> np.ndarray:
+    """One box x0, y0, x1, y1 with x0 <= x1 and y0 <= y1, inside the image -> (4,)."""
+    array = as_array(box, "box", "4 numbers x0, y0, x1, y1")
+    if array.size != 4:
+        raise ValueError(f"box must be 4 numbers x0, y0, x1, y1; got shape {_shape(array.shape)}")
+    array = array.reshape(4)
+    x0, y0, x1, y1 = array
+    if x1 < x0 or y1 < y0:
+        raise ValueError(f"box must be x0, y0, x1, y1 with x0 <= x1 and y0 <= y1 (top-left "
+                         f"corner first); got {array.tolist()}")
+    _check_inside(array.reshape(2, 2), image_size, "box", frame)
+    return array
+
+
+def check_mask_input(mask_input: object, size: tuple[int, int], leading: tuple[int, ...]):
+    """Low-res mask logits of shape ``leading + (1, *size)`` -> float array."""
+    expected = leading + (1, *size)
+    array = as_array(mask_input, "mask_input", f"an array of shape {_shape(expected)}")
+    if array.shape != expected:
+        raise ValueError(
+            f"mask_input must have shape {_shape(expected)}: the low-res logits of an earlier "
+            f"prediction (e.g. low_res_masks[best][None]); got {_shape(array.shape)}")
+    return array
+
+
+def _check_inside(xy: np.ndarray, image_size: tuple[int, int], name: str, frame: str) -> None:
+    h, w = image_size
+    mx, my = OUTSIDE_MARGIN * w, OUTSIDE_MARGIN * h
+    x, y = xy[..., 0], xy[..., 1]
+    outside = (x < -mx) | (x > w + mx) | (y < -my) | (y > h + my)
+    if outside.any():
+        first = xy.reshape(-1, 2)[outside.ravel()][0].tolist()
+        raise ValueError(
+            f"{name} must be pixel (x, y) coordinates inside the {w}x{h} (W x H) {frame}; got "
+            f"{first} -- are x and y swapped, or the coordinates from another image size?")
+
+
+def check_prompt_tensors(
+    point_coords, point_labels, boxes, mask_input, input_size: tuple[int, int],
+    mask_size: tuple[int, int],
+) -> None:
+    """The batched tensors of ``predict_torch`` (already in the resized input frame)."""
+    batch = {}
+    if point_coords is not None:
+        _tensor(point_coords, "point_coords")
+        if point_coords.dim() != 3 or point_coords.shape[-1] != 2:
+            raise ValueError(f"point_coords must be a (B, N, 2) tensor; got "
+                             f"{_shape(tuple(point_coords.shape))}")
+        if point_labels is None:
+            raise ValueError("point_labels must be given with point_coords")
+        _tensor(point_labels, "point_labels")
+        if tuple(point_labels.shape) != tuple(point_coords.shape[:2]):
+            raise ValueError(f"point_labels must be (B, N) = {_shape(tuple(point_coords.shape[:2]))}"
+                             f" to match point_coords; got {_shape(tuple(point_labels.shape))}")
+        check_labels(point_labels, point_coords.shape[1])
+        _check_inside(point_coords.detach().cpu().numpy(), input_size, "point_coords",
+                      "resized input frame")
+        batch["point_coords"] = point_coords.shape[0]
+    if boxes is not None:
+        _tensor(boxes, "boxes")
+        if boxes.dim() != 2 or boxes.shape[-1] != 4:
+            raise ValueError(f"boxes must be a (B, 4) tensor; got {_shape(tuple(boxes.shape))}")
+        for box in boxes.detach().cpu().numpy():
+            check_box(box, input_size, "resized input frame")
+        batch["boxes"] = boxes.shape[0]
+    if mask_input is not None:
+        _tensor(mask_input, "mask_input")
+        if mask_input.dim() != 4 or tuple(mask_input.shape[1:]) != (1, *mask_size):
+            raise ValueError(f"mask_input must be a (B, 1, {mask_size[0]}, {mask_size[1]}) tensor;"
+                             f" got {_shape(tuple(mask_input.shape))}")
+        batch["mask_input"] = mask_input.shape[0]
+    if len(set(batch.values())) > 1:
+        raise ValueError(f"prompt tensors must share the batch size B; got {batch}")
+
+
+def _tensor(value: object, name: str) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor here; got {type(value).__name__}")
+
+
+def check_batched_input(batched_input: object, img_size: int) -> None:
+    """The list of dicts that ``Sam.forward`` takes."""
+    if not isinstance(batched_input, Sequence) or isinstance(batched_input, (str, dict)):
+        raise TypeError(f"batched_input must be a list of dicts; got {type(batched_input).__name__}")
+    for i, record in enumerate(batched_input):
+        if not isinstance(record, dict) or "image" not in record or "original_size" not in record:
+            raise ValueError(f"batched_input[{i}] must be a dict with 'image' and 'original_size'")
+        image = record["image"]
+        if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
+            raise ValueError(f"batched_input[{i}]['image'] must be a (3, H, W) tensor")
+        if max(image.shape[1:]) != img_size:
+            raise ValueError(f"batched_input[{i}]['image'] must be resized so its longest side "
+                             f"is {img_size} (ResizeLongestSide); got {tuple(image.shape)}")
+        if ("point_coords" in record) != ("point_labels" in record):
+            raise ValueError(f"batched_input[{i}] needs both 'point_coords' and 'point_labels'")

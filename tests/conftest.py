@@ -1,0 +1,78 @@
+"""Shared fixtures: the official reference, twin models with the same random weights."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from samteach import build_sam, get_config
+from samteach.config import ImageEncoderConfig
+
+from . import official
+
+# The issue's bar for fp32 parity: max |samteach - official| <= 1e-4.
+ATOL = 1e-4
+
+
+def assert_same(actual, expected, atol=ATOL):
+    """Max absolute difference <= atol (no relative slack): the parity criterion."""
+    torch.testing.assert_close(actual, expected, atol=atol, rtol=0)
+
+
+def randomize_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every weight a random value of a sensible scale.
+
+    Default init leaves relative position tables, position embeddings and LayerNorms at 0 or 1,
+    where a wrong index or a swapped axis would go unnoticed; parity needs them random.
+    Linear/conv weights keep their fan-in scaling so activations stay O(1).
+    """
+    g = torch.Generator().manual_seed(seed)
+
+    def draw(p, std, mean=0.0):
+        p.copy_(mean + std * torch.randn(p.shape, generator=g))
+
+    embedding_tables = {f"{prefix}.weight" for prefix, m in module.named_modules()
+                        if isinstance(m, torch.nn.Embedding)}
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf in ("rel_pos_h", "rel_pos_w"):
+                draw(p, 0.2)
+            elif leaf == "pos_embed":
+                draw(p, 0.5)
+            elif leaf == "bias":
+                draw(p, 0.1)
+            elif p.dim() == 1:  # LayerNorm scales
+                draw(p, 0.2, mean=1.0)
+            elif name in embedding_tables:
+                draw(p, 1.0)  # nn.Embedding tables: unit scale, as PyTorch initialises them
+            else:  # Linear / conv weights keep fan-in scaling, so activations stay O(1)
+                draw(p, p[0].numel() ** -0.5)
+    return module
+
+
+def twins(config, seed: int = 0, attention: str = "sdpa"):
+    """(samteach Sam, official Sam) holding identical random weights."""
+    theirs = randomize_(official.build_official(config), seed)
+    ours = build_sam(config, attention=attention)
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    return ours, theirs
+
+
+# A vit_b-shaped encoder cut to 2 blocks (one windowed, one global) at 320 px: a 20x20 grid,
+# so the 14x14 windows need padding -- every code path of the real encoder, at test cost.
+VIT_B_REDUCED = replace(
+    get_config("vit_b").at_image_size(320),
+    image_encoder=ImageEncoderConfig(img_size=320, depth=2, global_attn_indexes=(1,)),
+)
+
+
+@pytest.fixture(scope="session")
+def ref():
+    """The official ``segment_anything.modeling`` module."""
+    return official.load("modeling")
+
+
+@pytest.fixture(scope="session")
+def tiny_twins():
+    return twins(get_config("tiny"))
