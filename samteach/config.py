@@ -210,7 +210,7 @@ PRESETS: dict[str, SamConfig] = {
 
 
 def get_config(name: str) -> SamConfig:
-    """The preset called ``name`` (``tiny``, ``vit_b``, ``vit_l``, ``vit_h``; ``default`` = vit_h)."""
+    """The preset ``name``: ``tiny``, ``vit_b``, ``vit_l``, ``vit_h`` (``default`` = vit_h)."""
     if not isinstance(name, str):
         raise TypeError(f"preset name must be a str; got {type(name).__name__}")
     key = "vit_h" if name == "default" else name

@@ -189,7 +189,8 @@ class SamPredictor:
         with torch.no_grad():
             low_res, iou = self._decode(coords, labels, box_t, masks, multimask_output)
         low_res, iou = low_res.unflatten(0, (B, -1)), iou.unflatten(0, (B, -1))  # (B, K, ...)
-        out_masks = [self._postprocess(low_res[b], b, return_logits).cpu().numpy() for b in range(B)]
+        out_masks = [self._postprocess(low_res[b], b, return_logits).cpu().numpy()
+                     for b in range(B)]
         return out_masks, list(iou.cpu().numpy()), list(low_res.cpu().numpy())
 
     def _batch_points(self, point_coords, point_labels, B: int):

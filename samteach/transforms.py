@@ -27,7 +27,7 @@ class ResizeLongestSide:
         return int(newh + 0.5), int(neww + 0.5)  # round half up, as the original code does
 
     def apply_image(self, image: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 -> (H', W', 3) uint8, bilinear (PIL, which antialiases when shrinking)."""
+        """(H, W, 3) uint8 -> (H', W', 3) uint8, PIL bilinear (antialiased when shrinking)."""
         from PIL import Image  # local: keeps `import samteach` light
 
         h, w = image.shape[:2]

@@ -33,7 +33,8 @@ def as_array(value: object, name: str, expected: str) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be {expected} (numbers); got {type(value).__name__}") from None
+        kind = type(value).__name__
+        raise TypeError(f"{name} must be {expected} (numbers); got {kind}") from None
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must contain finite numbers; got NaN or inf")
     return array
@@ -144,8 +145,9 @@ def check_prompt_tensors(
             raise ValueError("point_labels must be given with point_coords")
         _tensor(point_labels, "point_labels")
         if tuple(point_labels.shape) != tuple(point_coords.shape[:2]):
-            raise ValueError(f"point_labels must be (B, N) = {_shape(tuple(point_coords.shape[:2]))}"
-                             f" to match point_coords; got {_shape(tuple(point_labels.shape))}")
+            expected = _shape(tuple(point_coords.shape[:2]))
+            raise ValueError(f"point_labels must be (B, N) = {expected} to match point_coords; "
+                             f"got {_shape(tuple(point_labels.shape))}")
         check_labels(point_labels, point_coords.shape[1])
         _check_inside(point_coords.detach().cpu().numpy(), input_size, "point_coords",
                       "resized input frame")
@@ -175,7 +177,8 @@ def _tensor(value: object, name: str) -> None:
 def check_batched_input(batched_input: object, img_size: int) -> None:
     """The list of dicts that ``Sam.forward`` takes."""
     if not isinstance(batched_input, Sequence) or isinstance(batched_input, (str, dict)):
-        raise TypeError(f"batched_input must be a list of dicts; got {type(batched_input).__name__}")
+        kind = type(batched_input).__name__
+        raise TypeError(f"batched_input must be a list of dicts; got {kind}")
     for i, record in enumerate(batched_input):
         if not isinstance(record, dict) or "image" not in record or "original_size" not in record:
             raise ValueError(f"batched_input[{i}] must be a dict with 'image' and 'original_size'")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 def _ensure_torchvision_resize() -> None:
     try:
-        from torchvision.transforms.functional import resize, to_pil_image  # noqa: F401
+        from torchvision.transforms.functional import resize, to_pil_image
 
         return
     except Exception:  # not installed, or installed but broken beside this torch

@@ -136,7 +136,7 @@ def test_sam_forward_batched_input(tiny_twins):
          "boxes": torch.tensor([[10.0, 20.0, 60.0, 90.0]])},
     ]
     out, ref = ours(batched, multimask_output=True), theirs(batched, multimask_output=True)
-    for a, b in zip(out, ref):
+    for a, b in zip(out, ref, strict=True):
         assert_same(a["low_res_logits"], b["low_res_logits"])
         assert_same(a["iou_predictions"], b["iou_predictions"])
         assert a["masks"].shape == b["masks"].shape
@@ -217,7 +217,7 @@ def test_vit_b_reduced_predictor(vit_b_twins):
     p_ref.set_image(image)
     kwargs = dict(point_coords=np.array([[150.0, 100.0]]), point_labels=np.array([1]),
                   box=np.array([30, 20, 270, 180]), return_logits=True)
-    for a, b in zip(p_ours.predict(**kwargs), p_ref.predict(**kwargs)):
+    for a, b in zip(p_ours.predict(**kwargs), p_ref.predict(**kwargs), strict=True):
         assert_same(torch.from_numpy(a), torch.from_numpy(b))
 
 

@@ -100,7 +100,8 @@ class MaskDecoder(nn.Module):
         iou_token_out = hs[:, 0]  # (B*K, C)
         mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens]  # (B*K, 1+M, C)
 
-        upscaled = self.output_upscaling(src.transpose(1, 2).view(BK, C, H, W))  # (B*K, C/8, 4H, 4W)
+        src = src.transpose(1, 2).view(BK, C, H, W)  # tokens back to a map
+        upscaled = self.output_upscaling(src)  # (B*K, C/8, 4H, 4W)
         # Hypernetworks: each mask token becomes the weights of a linear classifier of pixels.
         hyper_in = torch.stack(
             [mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
@@ -137,7 +138,8 @@ class MLP(nn.Module):
         super().__init__()
         self.num_layers = num_layers
         dims = [input_dim] + [hidden_dim] * (num_layers - 1) + [output_dim]
-        self.layers = nn.ModuleList(nn.Linear(n, k) for n, k in zip(dims[:-1], dims[1:]))
+        pairs = zip(dims[:-1], dims[1:], strict=True)
+        self.layers = nn.ModuleList(nn.Linear(n, k) for n, k in pairs)
         self.sigmoid_output = sigmoid_output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

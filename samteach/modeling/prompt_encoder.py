@@ -169,7 +169,8 @@ class PromptEncoder(nn.Module):
             coords, labels = points
             # A box given as two points labelled 2 and 3 (the ONNX convention) is a box: no pad.
             box_as_points = bool((labels >= 2).any())
-            sparse.append(self._embed_points(coords, labels, pad=boxes is None and not box_as_points))
+            pad = boxes is None and not box_as_points
+            sparse.append(self._embed_points(coords, labels, pad=pad))
         if boxes is not None:
             sparse.append(self._embed_boxes(boxes))
         if masks is not None:

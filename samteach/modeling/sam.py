@@ -63,7 +63,7 @@ class Sam(nn.Module):
         image_embeddings = self.image_encoder(images)  # (B, C, h, w)
         image_pe = self.prompt_encoder.get_dense_pe()
         outputs = []
-        for record, embedding in zip(batched_input, image_embeddings):
+        for record, embedding in zip(batched_input, image_embeddings, strict=True):
             points = None
             if "point_coords" in record:
                 points = (record["point_coords"], record["point_labels"])
