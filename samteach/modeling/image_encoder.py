@@ -192,7 +192,7 @@ class Attention(nn.Module):
     def _explicit(self, q, k, v, hw: tuple[int, int]) -> torch.Tensor:
         attn = (q * self.scale) @ k.transpose(-2, -1)  # (B, nh, N, N)
         if self.use_rel_pos:
-            attn = attn + self._bias(q, hw, 0, hw[0])
+            attn = attn + combine_rel_pos(*self._rel_pos_terms(q, hw))
         attn = attn.softmax(dim=-1)  # each query's weights over all keys sum to 1
         return attn @ v  # (B, nh, N, c)
 
@@ -201,22 +201,22 @@ class Attention(nn.Module):
             return F.scaled_dot_product_attention(q, k, v)
         H, W = hw
         B, nh = q.shape[:2]
+        bias_h, bias_w = self._rel_pos_terms(q, hw)  # small: (B, nh, H, W, H) and (..., W)
         rows = max(1, _BIAS_CHUNK_ELEMENTS // (B * nh * W * H * W))  # grid rows per chunk
         chunks = []
         for top in range(0, H, rows):
             bottom = min(top + rows, H)
+            bias = combine_rel_pos(bias_h[:, :, top:bottom], bias_w[:, :, top:bottom])
             q_rows = q[:, :, top * W : bottom * W]  # (B, nh, rows*W, c)
-            bias = self._bias(q_rows, hw, top, bottom)  # (B, nh, rows*W, N)
             chunks.append(F.scaled_dot_product_attention(q_rows, k, v, attn_mask=bias))
         return torch.cat(chunks, dim=2)  # (B, nh, N, c)
 
-    def _bias(self, q: torch.Tensor, hw: tuple[int, int], top: int, bottom: int) -> torch.Tensor:
-        """Relative position bias of the queries in grid rows [top, bottom): (B, nh, n, N)."""
+    def _rel_pos_terms(self, q: torch.Tensor, hw: tuple[int, int]):
+        """The vertical (B, nh, H, W, H) and horizontal (B, nh, H, W, W) bias terms."""
         H, W = hw
-        q = q.unflatten(2, (bottom - top, W))  # (B, nh, rows, W, c), unscaled as in ViTDet
-        rel_h = relative_table(self.rel_pos_h, H)[top:bottom]  # (rows, H, c)
-        rel_w = relative_table(self.rel_pos_w, W)  # (W, W, c)
-        return decomposed_rel_pos_bias(q, rel_h, rel_w)
+        q = q.unflatten(2, (H, W))  # (B, nh, H, W, c), unscaled, as in ViTDet
+        return rel_pos_terms(q, relative_table(self.rel_pos_h, H),
+                             relative_table(self.rel_pos_w, W))
 
 
 def relative_table(rel_pos: torch.Tensor, size: int) -> torch.Tensor:
@@ -226,24 +226,31 @@ def relative_table(rel_pos: torch.Tensor, size: int) -> torch.Tensor:
     return rel_pos[index]
 
 
-def decomposed_rel_pos_bias(q: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor):
-    """bias[(y, x), (y', x')] = q_(y,x) . R_h[y - y'] + q_(y,x) . R_w[x - x'] (ViTDet).
+def rel_pos_terms(q: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor):
+    """The two halves of ViTDet's decomposed relative position bias.
 
-    A full 2-D table would need one vector per (dy, dx) pair; splitting it into a vertical and a
-    horizontal part needs only (2H-1) + (2W-1) vectors, and each part is a small matmul.
+    bias[(y, x), (y', x')] = q_(y,x) . R_h[y - y'] + q_(y,x) . R_w[x - x']. A full 2-D table
+    would need one vector per (dy, dx); splitting it into a vertical and a horizontal part
+    needs only (2H-1) + (2W-1) vectors, and each part is a small matmul.
 
     Args:
-        q: (B, nh, h, W, c) queries of h grid rows.
-        rel_h: (h, H, c) vertical table rows for those queries.
+        q: (B, nh, H, W, c) queries on their grid.
+        rel_h: (H, H, c) vertical table, [y, y'] = R_h[y - y'].
         rel_w: (W, W, c) horizontal table.
 
     Returns:
-        (B, nh, h*W, H*W) bias, one row per query, one column per key.
+        bias_h (B, nh, H, W, H): one value per query and key *row*;
+        bias_w (B, nh, H, W, W): one value per query and key *column*.
     """
-    bias_h = torch.einsum("bnywc,ykc->bnywk", q, rel_h)  # (B, nh, h, W, H): key row k
-    bias_w = torch.einsum("bnywc,wkc->bnywk", q, rel_w)  # (B, nh, h, W, W): key column k
+    bias_h = torch.einsum("bnywc,ykc->bnywk", q, rel_h)
+    bias_w = torch.einsum("bnywc,wkc->bnywk", q, rel_w)
+    return bias_h, bias_w
+
+
+def combine_rel_pos(bias_h: torch.Tensor, bias_w: torch.Tensor) -> torch.Tensor:
+    """(B, nh, h, W, H) + (B, nh, h, W, W) -> (B, nh, h*W, H*W): row = query, column = key."""
     bias = bias_h[..., :, None] + bias_w[..., None, :]  # (B, nh, h, W, H, W)
-    return bias.flatten(-2).flatten(2, 3)  # (B, nh, h*W, H*W)
+    return bias.flatten(-2).flatten(2, 3)
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> tuple[torch.Tensor, tuple[int, int]]:

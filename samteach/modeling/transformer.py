@@ -68,8 +68,9 @@ class TwoWayTransformer(nn.Module):
         """
         B = image_embedding.shape[0]
         K = point_embedding.shape[0] // B
-        keys = image_embedding.flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, N, C)
-        key_pe = image_pe.flatten(2).transpose(1, 2).unsqueeze(1)  # (1, 1, N, C)
+        # Maps become token sequences; contiguous once here, so later ops stream through memory.
+        keys = image_embedding.flatten(2).transpose(1, 2).contiguous().unsqueeze(1)  # (B,1,N,C)
+        key_pe = image_pe.flatten(2).transpose(1, 2).contiguous().unsqueeze(1)  # (1, 1, N, C)
         queries = point_embedding.unflatten(0, (B, K))  # (B, K, T, C)
         query_pe = queries  # the original prompt tokens serve as the tokens' "position"
 
