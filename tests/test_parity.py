@@ -169,16 +169,22 @@ def test_apply_image_is_pil_bilinear_on_uint8():
     np.testing.assert_array_equal(ResizeLongestSide(128).apply_image(image), expected)
 
 
-@pytest.mark.parametrize("multimask", [True, False])
-def test_predictor_point_and_box_on_non_square_image(tiny_twins, multimask):
-    """The whole pipeline on a 300x200 (W x H) image: resize, encode, prompt, decode, upsample."""
-    ours, theirs = tiny_twins
-    set_attention(ours, "sdpa")
-    image = np.random.default_rng(2).integers(0, 256, (200, 300, 3), dtype=np.uint8)
-    point, label, box = np.array([[120.0, 80.0]]), np.array([1]), np.array([60, 40, 220, 170])
+def twin_predictors(twins, seed: int):
+    """Predictors around both models, with the same random 300x200 (W x H) image set."""
+    ours, theirs = twins
+    image = np.random.default_rng(seed).integers(0, 256, (200, 300, 3), dtype=np.uint8)
     p_ours, p_ref = SamPredictor(ours), official.load("predictor").SamPredictor(theirs)
     p_ours.set_image(image)
     p_ref.set_image(image)
+    return p_ours, p_ref
+
+
+@pytest.mark.parametrize("multimask", [True, False])
+def test_predictor_point_and_box_on_non_square_image(tiny_twins, multimask):
+    """The whole pipeline on a 300x200 (W x H) image: resize, encode, prompt, decode, upsample."""
+    set_attention(tiny_twins[0], "sdpa")
+    p_ours, p_ref = twin_predictors(tiny_twins, seed=2)
+    point, label, box = np.array([[120.0, 80.0]]), np.array([1]), np.array([60, 40, 220, 170])
     assert_same(p_ours.get_image_embedding(), p_ref.get_image_embedding())
     kwargs = dict(point_coords=point, point_labels=label, box=box, multimask_output=multimask)
     logits, iou, low = p_ours.predict(**kwargs, return_logits=True)
@@ -194,11 +200,7 @@ def test_predictor_point_and_box_on_non_square_image(tiny_twins, multimask):
 
 
 def test_predict_torch_many_prompts(tiny_twins):
-    ours, theirs = tiny_twins
-    image = np.random.default_rng(3).integers(0, 256, (200, 300, 3), dtype=np.uint8)
-    p_ours, p_ref = SamPredictor(ours), official.load("predictor").SamPredictor(theirs)
-    p_ours.set_image(image)
-    p_ref.set_image(image)
+    p_ours, p_ref = twin_predictors(tiny_twins, seed=3)
     boxes = torch.tensor([[10.0, 10.0, 200.0, 150.0], [100.0, 50.0, 290.0, 190.0]])
     boxes = p_ours.transform.apply_boxes_torch(boxes, (200, 300))
     out = p_ours.predict_torch(None, None, boxes=boxes, multimask_output=False)
@@ -210,11 +212,7 @@ def test_predict_torch_many_prompts(tiny_twins):
 
 def test_vit_b_reduced_predictor(vit_b_twins):
     """The same pipeline on the vit_b-shaped model (windowed + global blocks, 256 channels)."""
-    ours, theirs = vit_b_twins
-    image = np.random.default_rng(4).integers(0, 256, (200, 300, 3), dtype=np.uint8)
-    p_ours, p_ref = SamPredictor(ours), official.load("predictor").SamPredictor(theirs)
-    p_ours.set_image(image)
-    p_ref.set_image(image)
+    p_ours, p_ref = twin_predictors(vit_b_twins, seed=4)
     kwargs = dict(point_coords=np.array([[150.0, 100.0]]), point_labels=np.array([1]),
                   box=np.array([30, 20, 270, 180]), return_logits=True)
     for a, b in zip(p_ours.predict(**kwargs), p_ref.predict(**kwargs), strict=True):
@@ -229,3 +227,18 @@ def test_tiny_preset_is_buildable_officially():
     ours = build_sam("tiny")
     assert {k: v.shape for k, v in ours.state_dict().items()} == \
         {k: v.shape for k, v in theirs.state_dict().items()}
+
+
+def test_resize_torch_paths_use_height_and_width():
+    """Meta's pip release reads H, W from shape[0], shape[1] in apply_image_torch; we do not."""
+    from samteach import ResizeLongestSide
+
+    ref = official.load("utils.transforms").ResizeLongestSide(128)
+    ours = ResizeLongestSide(128)
+    image = torch.rand(2, 3, 200, 300)
+    assert ours.apply_image_torch(image).shape == (2, 3, 85, 128)
+    coords = torch.tensor([[[10.0, 20.0], [299.0, 199.0]]])
+    assert_same(ours.apply_coords_torch(coords, (200, 300)),
+                ref.apply_coords_torch(coords, (200, 300)))
+    boxes = torch.tensor([[10.0, 20.0, 150.0, 120.0]])
+    assert_same(ours.apply_boxes_torch(boxes, (200, 300)), ref.apply_boxes_torch(boxes, (200, 300)))

@@ -22,6 +22,7 @@ class Sam(nn.Module):
 
     mask_threshold: float = 0.0  # masks are logits > 0, i.e. probability > 0.5
     image_format: str = "RGB"
+    config = None  # the SamConfig it was built from (set by build_sam; saved with checkpoints)
 
     def __init__(
         self,
@@ -56,7 +57,7 @@ class Sam(nn.Module):
         Returns one dict per image with ``masks`` (K, M, H, W) bool, ``iou_predictions``
         (K, M) and ``low_res_logits`` (K, M, 4h, 4w).
         """
-        from ..validate import check_batched_input  # local: validation imports numpy
+        from ..validate import check_batched_input  # local: modeling/ imports torch alone
 
         check_batched_input(batched_input, self.image_encoder.img_size)
         images = torch.stack([self.preprocess(x["image"]) for x in batched_input])
