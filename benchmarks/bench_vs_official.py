@@ -1,6 +1,6 @@
 """samteach vs Meta's segment_anything 1.0: speed and peak memory, same weights, one run.
 
-    python benchmarks/bench_vs_official.py            # ~2 minutes on a 2-core CPU
+    python benchmarks/bench_vs_official.py            # ~3 minutes on a 2-core CPU
     python benchmarks/bench_vs_official.py --quick    # fewer repeats, for a smoke test
 
 (a) the vit_b image encoder on one 1024x1024 image;
