@@ -180,7 +180,15 @@ class SamPredictor:
             coords, labels = self._batch_points(point_coords, point_labels, B)
         if boxes is not None:
             box_t = self._batch_boxes(boxes, B)
-        K = next((x.shape[0] // B for x in (coords, box_t) if x is not None), None)
+        counts = {name: x.shape[0] // B for name, x in (("point_coords", coords), ("boxes", box_t))
+                  if x is not None}
+        if len(set(counts.values())) > 1:
+            raise ValueError(f"point_coords and boxes must hold the same number K of prompts per "
+                             f"image; got {counts}")
+        if not counts and mask_input is None:
+            raise ValueError("predict_batch needs prompts: point_coords with point_labels, "
+                             "boxes, or mask_input")
+        K = next(iter(counts.values()), None)
         if mask_input is not None:
             size = self.model.prompt_encoder.mask_input_size
             if K is None:  # masks alone: K is whatever they bring

@@ -72,6 +72,7 @@ def check_labels(labels: object, n_points: int, name: str = "point_labels") -> n
         raise ValueError(f"{name} has {array.shape[-1] if array.ndim else 0} entries per prompt "
                          f"but point_coords has {n_points} points (shape {_shape(array.shape)})")
     bad = sorted(set(array.ravel().tolist()) - set(VALID_LABELS))
+    bad = [int(b) if float(b).is_integer() else b for b in bad]
     if bad:
         raise ValueError(f"{name} must be in {{-1, 0, 1, 2, 3}} (padding, background, "
                          f"foreground, box corners); got {bad}")

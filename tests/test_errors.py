@@ -58,7 +58,9 @@ def test_predict_before_set_image():
     (dict(point_coords=np.array([[10, 20], [30, 40]]), point_labels=np.array([1, 0, 1])),
      ValueError, "point_labels has 3 entries per prompt but point_coords has 2 points"),
     (dict(point_coords=np.array([[10, 20]]), point_labels=np.array([5])), ValueError,
-     r"point_labels must be in \{-1, 0, 1, 2, 3\}.*got \[5.0\]"),
+     r"point_labels must be in \{-1, 0, 1, 2, 3\}.*got \[5\]"),
+    (dict(point_coords=np.array([[10, 20]]), point_labels=np.array([0.5])), ValueError,
+     r"point_labels must be in .*got \[0.5\]"),
     (dict(point_coords=np.array([[10, 20]])), ValueError, "point_labels must be given"),
     (dict(point_labels=np.array([1])), ValueError, "point_coords must be given"),
     (dict(point_coords=np.array([[900, 20]]), point_labels=np.array([1])), ValueError,
@@ -102,6 +104,14 @@ def test_bad_predict_batch(predictor):
         predictor.predict_batch(np.zeros((2, 1, 1, 2)), np.ones((2, 1, 1)))
     with pytest.raises(ValueError, match=r"boxes must be \(B, K, 4\)"):
         predictor.predict_batch(boxes=np.zeros((1, 4)))
+    with pytest.raises(ValueError, match="same number K of prompts per image"):
+        predictor.predict_batch(np.ones((1, 3, 1, 2)), np.ones((1, 3, 1)),
+                                boxes=np.array([[[0, 0, 9, 9]] * 2]))
+    with pytest.raises(ValueError, match="predict_batch needs prompts"):
+        predictor.predict_batch()
+    with pytest.raises(ValueError, match=r"mask_input must have shape \(1, 3, 1, 64, 64\)"):
+        predictor.predict_batch(np.ones((1, 3, 1, 2)), np.ones((1, 3, 1)),
+                                mask_input=np.zeros((1, 2, 1, 64, 64)))
 
 
 def test_predictor_needs_a_sam():
