@@ -111,7 +111,6 @@ class MaskDecoder(nn.Module):
         iou_pred = self.iou_prediction_head(iou_token_out)  # (B*K, 1+M)
         return masks, iou_pred
 
-
     def upscale(self, x: torch.Tensor) -> torch.Tensor:
         """``output_upscaling`` on a channels-last map: (B, H, W, C) -> (B, 4H, 4W, C/8).
 
