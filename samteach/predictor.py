@@ -17,7 +17,9 @@ from .validate import (
     ImageNotSetError,
     as_array,
     check_box,
+    check_boxes,
     check_image,
+    check_inside,
     check_labels,
     check_mask_input,
     check_points,
@@ -214,8 +216,7 @@ class SamPredictor:
                              f"{labels.shape}")
         resized = []
         for b, size in enumerate(self._original_sizes):
-            for k in range(coords.shape[1]):
-                check_points(coords[b, k], labels[b, k], size)
+            check_inside(coords[b], size, "point_coords", "image")
             resized.append(self.transform.apply_coords(coords[b], size))
         coords_t = self._tensor(np.stack(resized)).flatten(0, 1)  # (B*K, N, 2)
         labels_t = torch.as_tensor(labels, dtype=torch.int, device=self.device).flatten(0, 1)
@@ -228,8 +229,7 @@ class SamPredictor:
                              f"{array.shape}")
         resized = []
         for b, size in enumerate(self._original_sizes):
-            for box in array[b]:
-                check_box(box, size)
+            check_boxes(array[b], size)
             resized.append(self.transform.apply_boxes(array[b], size))
         return self._tensor(np.stack(resized)).flatten(0, 1)  # (B*K, 4)
 

@@ -90,7 +90,7 @@ def check_points(
     if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] == 0:
         raise ValueError(f"point_coords must be (N, 2) pixel (x, y) coordinates with N >= 1; "
                          f"got shape {_shape(array.shape)}")
-    _check_inside(array, image_size, "point_coords", frame)
+    check_inside(array, image_size, "point_coords", frame)
     return array, check_labels(labels, array.shape[0])
 
 
@@ -99,13 +99,20 @@ def check_box(box: object, image_size: tuple[int, int], frame: str = "image") ->
     array = as_array(box, "box", "4 numbers x0, y0, x1, y1")
     if array.size != 4:
         raise ValueError(f"box must be 4 numbers x0, y0, x1, y1; got shape {_shape(array.shape)}")
-    array = array.reshape(4)
-    x0, y0, x1, y1 = array
-    if x1 < x0 or y1 < y0:
-        raise ValueError(f"box must be x0, y0, x1, y1 with x0 <= x1 and y0 <= y1 (top-left "
-                         f"corner first); got {array.tolist()}")
-    _check_inside(array.reshape(2, 2), image_size, "box", frame)
-    return array
+    return check_boxes(array.reshape(1, 4), image_size, frame, name="box")[0]
+
+
+def check_boxes(
+    boxes: np.ndarray, image_size: tuple[int, int], frame: str = "image", name: str = "boxes"
+) -> np.ndarray:
+    """(..., 4) boxes, each x0, y0, x1, y1 with x0 <= x1 and y0 <= y1, inside the image."""
+    flipped = (boxes[..., 2] < boxes[..., 0]) | (boxes[..., 3] < boxes[..., 1])
+    if flipped.any():
+        first = boxes.reshape(-1, 4)[flipped.ravel()][0].tolist()
+        raise ValueError(f"{name} must be x0, y0, x1, y1 with x0 <= x1 and y0 <= y1 (top-left "
+                         f"corner first); got {first}")
+    check_inside(boxes.reshape(*boxes.shape[:-1], 2, 2), image_size, name, frame)
+    return boxes
 
 
 def check_mask_input(mask_input: object, size: tuple[int, int], leading: tuple[int, ...]):
@@ -119,7 +126,8 @@ def check_mask_input(mask_input: object, size: tuple[int, int], leading: tuple[i
     return array
 
 
-def _check_inside(xy: np.ndarray, image_size: tuple[int, int], name: str, frame: str) -> None:
+def check_inside(xy: np.ndarray, image_size: tuple[int, int], name: str, frame: str) -> None:
+    """(..., 2) pixel (x, y) coordinates inside the (H, W) image, up to the outside margin."""
     h, w = image_size
     mx, my = OUTSIDE_MARGIN * w, OUTSIDE_MARGIN * h
     x, y = xy[..., 0], xy[..., 1]
@@ -150,15 +158,14 @@ def check_prompt_tensors(
             raise ValueError(f"point_labels must be (B, N) = {expected} to match point_coords; "
                              f"got {_shape(tuple(point_labels.shape))}")
         check_labels(point_labels, point_coords.shape[1])
-        _check_inside(point_coords.detach().cpu().numpy(), input_size, "point_coords",
+        check_inside(point_coords.detach().cpu().numpy(), input_size, "point_coords",
                       "resized input frame")
         batch["point_coords"] = point_coords.shape[0]
     if boxes is not None:
         _tensor(boxes, "boxes")
         if boxes.dim() != 2 or boxes.shape[-1] != 4:
             raise ValueError(f"boxes must be a (B, 4) tensor; got {_shape(tuple(boxes.shape))}")
-        for box in boxes.detach().cpu().numpy():
-            check_box(box, input_size, "resized input frame")
+        check_boxes(boxes.detach().cpu().numpy(), input_size, "resized input frame")
         batch["boxes"] = boxes.shape[0]
     if mask_input is not None:
         _tensor(mask_input, "mask_input")

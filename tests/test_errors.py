@@ -107,6 +107,10 @@ def test_bad_predict_batch(predictor):
     with pytest.raises(ValueError, match="same number K of prompts per image"):
         predictor.predict_batch(np.ones((1, 3, 1, 2)), np.ones((1, 3, 1)),
                                 boxes=np.array([[[0, 0, 9, 9]] * 2]))
+    with pytest.raises(ValueError, match="point_coords must be pixel .* inside the 300x200"):
+        predictor.predict_batch(np.array([[[[10, 20]], [[10, 900]]]]), np.ones((1, 2, 1)))
+    with pytest.raises(ValueError, match="boxes must be x0, y0, x1, y1 with x0 <= x1"):
+        predictor.predict_batch(boxes=np.array([[[0, 0, 9, 9], [50, 0, 9, 9]]]))
     with pytest.raises(ValueError, match="predict_batch needs prompts"):
         predictor.predict_batch()
     with pytest.raises(ValueError, match=r"mask_input must have shape \(1, 3, 1, 64, 64\)"):
