@@ -70,3 +70,13 @@ def test_box_as_two_labelled_points_equals_the_box(prompt_encoder):
     sparse_points, _ = prompt_encoder(as_points, None, None)
     sparse_box, _ = prompt_encoder((point, torch.tensor([[1]])), box, None)
     assert_same(sparse_points, sparse_box, atol=1e-6)
+
+
+def test_explicit_pad_flag(prompt_encoder):
+    """pad=False keeps a spelled-out prompt as it is: [point, pad] stays two tokens."""
+    spelled = (torch.tensor([[[50.0, 60.0], [0.0, 0.0]]]), torch.tensor([[1, -1]]))
+    sparse_spelled, _ = prompt_encoder(spelled, None, None, pad=False)
+    sparse_auto, _ = prompt_encoder((spelled[0][:, :1], spelled[1][:, :1]), None, None)
+    assert sparse_spelled.shape == sparse_auto.shape == (1, 2, 256)
+    assert_same(sparse_spelled, sparse_auto, atol=1e-6)
+    assert prompt_encoder(spelled, None, None)[0].shape[1] == 3  # SAM's rule pads again

@@ -150,6 +150,8 @@ class PromptEncoder(nn.Module):
         points: tuple[torch.Tensor, torch.Tensor] | None,
         boxes: torch.Tensor | None,
         masks: torch.Tensor | None,
+        *,
+        pad: bool | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Embed any combination of prompts.
 
@@ -157,6 +159,9 @@ class PromptEncoder(nn.Module):
             points: coordinates (B, n, 2) in input-frame pixels (x, y) and labels (B, n).
             boxes: (B, 4) x0, y0, x1, y1 in input-frame pixels.
             masks: (B, 1, 4H, 4W) mask logits, e.g. the previous low-res prediction.
+            pad: append a "not a point" token to the points? None follows SAM: yes when there
+                is no box. A training batch that mixes point and box prompts, each spelled out
+                as points (labels -1/2/3 included), passes False so no prompt gets an extra token.
 
         Returns:
             sparse (B, T, C) tokens -- T = n + 1 (pad) for points alone, n + 2 with a box,
@@ -167,9 +172,9 @@ class PromptEncoder(nn.Module):
         sparse = [torch.empty((B, 0, self.embed_dim), device=device)]
         if points is not None:
             coords, labels = points
-            # A box given as two points labelled 2 and 3 (the ONNX convention) is a box: no pad.
-            box_as_points = bool((labels >= 2).any())
-            pad = boxes is None and not box_as_points
+            if pad is None:
+                # A box given as two points labelled 2 and 3 (the ONNX convention) is a box too.
+                pad = boxes is None and not bool((labels >= 2).any())
             sparse.append(self._embed_points(coords, labels, pad=pad))
         if boxes is not None:
             sparse.append(self._embed_boxes(boxes))
