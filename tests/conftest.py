@@ -1,5 +1,6 @@
 """Shared fixtures: the official reference, twin models with the same random weights."""
 
+import os
 from dataclasses import replace
 
 import pytest
@@ -9,6 +10,12 @@ from samteach import build_sam, get_config
 from samteach.config import ImageEncoderConfig
 
 from . import official
+
+# pytest-xdist runs one worker per core; each worker using every core's thread too would
+# oversubscribe the CPU, and spinning OpenMP threads then slow small ops down a hundredfold.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 # The issue's bar for fp32 parity: max |samteach - official| <= 1e-4.
 ATOL = 1e-4

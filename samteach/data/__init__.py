@@ -1,5 +1,31 @@
-"""Datasets for the course: synthetic lab scenes, LabPicsV1, SA-1B, and the record they share."""
+"""Datasets for the course, all yielding one record format (:class:`SegmentationRecord`).
 
+* :func:`make_scene` -- synthetic lab scenes, drawn on the fly (the course's default data);
+* :class:`LabPicsV1` -- the lecture's dataset of lab photos, read from its real folders;
+* :class:`SA1B` / :func:`read_sa1b` / :func:`write_sa1b` -- Meta's SA-1B per-image files;
+* :mod:`samteach.data.hf` -- records as a Hugging Face ``datasets.Dataset`` with prompt
+  sampling and batching (``datasets`` is imported only when you use it).
+"""
+
+from .labpics import LABPICS_SPLITS, LabPicsV1, instances_from_id_maps, read_labpics
 from .record import SegmentationRecord, check_mask, check_masks
+from .sa1b import SA1B, SA1BImage, read_sa1b, write_sa1b
+from .scenes import CLASS_NAMES, SceneConfig, make_scene, make_scenes
 
-__all__ = ["SegmentationRecord", "check_mask", "check_masks"]
+__all__ = [
+    "CLASS_NAMES",
+    "LABPICS_SPLITS",
+    "SA1B",
+    "LabPicsV1",
+    "SA1BImage",
+    "SceneConfig",
+    "SegmentationRecord",
+    "check_mask",
+    "check_masks",
+    "instances_from_id_maps",
+    "make_scene",
+    "make_scenes",
+    "read_labpics",
+    "read_sa1b",
+    "write_sa1b",
+]

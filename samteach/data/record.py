@@ -61,8 +61,11 @@ class SegmentationRecord:
         return self.image.shape[0], self.image.shape[1]
 
 
-def check_mask(mask: object, name: str = "mask", shape: tuple[int, int] | None = None):
-    """One (H, W) bool mask with at least one pixel -> the array; else a ValueError/TypeError."""
+def check_mask(
+    mask: object, name: str = "mask", shape: tuple[int, int] | None = None,
+    allow_empty: bool = False,
+):
+    """One (H, W) bool mask (with at least one pixel, unless ``allow_empty``) -> the array."""
     if not isinstance(mask, np.ndarray):
         raise TypeError(f"{name} must be a numpy bool array of shape (H, W); got "
                         f"{type(mask).__name__}")
@@ -72,7 +75,7 @@ def check_mask(mask: object, name: str = "mask", shape: tuple[int, int] | None =
     if mask.ndim != 2 or (shape is not None and mask.shape != tuple(shape)):
         expected = f"{tuple(shape)}" if shape is not None else "(H, W)"
         raise ValueError(f"{name} must have shape {expected}; got {mask.shape}")
-    if not mask.any():
+    if not allow_empty and not mask.any():
         raise ValueError(f"{name} is empty: it must contain at least one pixel")
     return mask
 
@@ -87,7 +90,7 @@ def check_masks(masks: object, name: str = "masks", shape: tuple[int, int] | Non
     if masks.ndim != 3 or (shape is not None and masks.shape[1:] != tuple(shape)):
         expected = f"(N, {shape[0]}, {shape[1]})" if shape is not None else "(N, H, W)"
         raise ValueError(f"{name} must have shape {expected}; got {masks.shape}")
-    empty = np.flatnonzero(~masks.reshape(len(masks), -1).any(axis=1))
+    empty = np.flatnonzero(~masks.any(axis=(1, 2)))
     if len(empty):
         raise ValueError(f"{name}[{int(empty[0])}] is empty: every mask needs at least one "
                          f"pixel ({len(empty)} empty)")
