@@ -37,6 +37,7 @@ __all__ = [
     "read_checkpoint",
     "sam_model_registry",
     "save_checkpoint",
+    "shipped_weights",
 ]
 
 _CONFIG_KEY = "samteach_config"
@@ -50,6 +51,7 @@ def build_sam(
     config: str | SamConfig | None = "vit_h",
     checkpoint: str | Path | None = None,
     *,
+    pretrained: bool | str = False,
     strict: bool = True,
     attention: str | None = None,
 ) -> Sam:
@@ -59,9 +61,19 @@ def build_sam(
         config: a preset name (``tiny``, ``vit_b``, ``vit_l``, ``vit_h``, ``default``), a
             ``SamConfig``, or None to take the config stored in a samteach checkpoint.
         checkpoint: an official ``.pth`` or a samteach ``.safetensors`` file.
+        pretrained: load weights shipped with samteach: True for the preset's own (``tiny``),
+            or a name from :func:`shipped_weights` (e.g. ``"tiny_single_round"``).
         strict: refuse missing, unexpected or mis-shaped weights (listing them).
         attention: override ``config.attention`` ("sdpa" or "explicit").
     """
+    if pretrained:
+        if checkpoint is not None:
+            raise ValueError("give either checkpoint or pretrained, not both")
+        name = pretrained if isinstance(pretrained, str) else config
+        if not isinstance(name, str):
+            raise ValueError("pretrained=True needs a preset name as config, e.g. "
+                             "build_sam('tiny', pretrained=True)")
+        checkpoint = shipped_weights(name)
     stored = None
     if checkpoint is not None:
         state_dict, stored = read_checkpoint(checkpoint)
@@ -138,6 +150,21 @@ sam_model_registry = {
     "vit_b": build_sam_vit_b,
     "tiny": build_sam_tiny,
 }
+
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def shipped_weights(name: str | None = None) -> Path | list[str]:
+    """The path of the shipped weights ``name``; with no name, the names that exist."""
+    available = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+    if name is None:
+        return available
+    path = WEIGHTS_DIR / f"{name}.safetensors"
+    if not path.is_file():
+        raise ValueError(f"no shipped weights named {name!r}; samteach ships {available or 'none'}"
+                         " (train your own with python -m samteach.train)")
+    return path
 
 
 # ------------------------------------------------------------------------------ reading files

@@ -234,6 +234,14 @@ class EvaluationResult:
     def max_clicks(self) -> int:
         return self.ious.shape[1]
 
+    def figures(self, digits: int = 4) -> dict[str, float | int]:
+        """The scores as one flat dict ("mIoU@1", "NoC@90", "NoF@90", "samples"), for JSON."""
+        out: dict[str, float | int] = {f"mIoU@{k}": round(v, digits) for k, v in self.miou.items()}
+        out |= {f"NoC@{_percent(t)}": round(v, digits) for t, v in self.noc.items()}
+        out |= {f"NoF@{_percent(t)}": int(v) for t, v in self.nof.items()}
+        out["samples"] = len(self.ious)
+        return out
+
     def summary(self) -> str:
         """A short text table, numbers rounded to 3 decimals (the same text for the same run)."""
         miou = {f"mIoU@{k}": f"{v:.3f}" for k, v in self.miou.items()}

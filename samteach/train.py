@@ -1,0 +1,108 @@
+"""Train SAM interactively from the command line.
+
+    python -m samteach.train --preset tiny --minutes 60 --rounds 4 --out runs/tiny
+    python -m samteach.train --preset tiny --steps 8000 --rounds 1 --out runs/single
+    torchrun --nproc_per_node 4 -m samteach.train --preset tiny --steps 8000 --out runs/ddp
+
+``--minutes`` stops on a time budget (the schedule stretches over the steps that fit);
+``--steps`` makes the run exactly repeatable. ``--resume`` continues an interrupted run in
+``--out``; ``--overwrite`` starts over. The folder ends with model.safetensors (load it with
+``build_sam(checkpoint=...)``), summary.json and a log of evaluations.
+"""
+
+import argparse
+import shlex
+import sys
+
+from .trainer import Trainer
+from .training import TrainConfig
+
+__all__ = ["main", "parse_args"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m samteach.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--out", required=True, help="the run's folder")
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--minutes", type=float, help="training time budget")
+    budget.add_argument("--steps", type=int, help="number of steps (exactly repeatable)")
+    p.add_argument("--rounds", type=int, default=TrainConfig.rounds,
+                   help="1 first-prompt round + (rounds - 1) corrective-click rounds")
+    p.add_argument("--no-click-rounds", type=int, default=TrainConfig.no_click_rounds)
+    p.add_argument("--grad-rounds", choices=("all", "last"), default=TrainConfig.grad_rounds)
+    p.add_argument("--images", type=int, default=TrainConfig.images_per_step,
+                   help="images per step (per process)")
+    p.add_argument("--masks", type=int, default=TrainConfig.masks_per_image,
+                   help="masks (prompts) per image")
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--warmup", type=int, default=TrainConfig.warmup_steps)
+    p.add_argument("--p-box", type=float, default=TrainConfig.p_box)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--eval-every", type=int, default=1000)
+    p.add_argument("--eval-scenes", type=int, default=10)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--ship", metavar="NAME",
+                   help="when done, copy the weights and summary into samteach/weights/NAME.*")
+    p.add_argument("--final-eval-scenes", type=int, default=100,
+                   help="held-out scenes of the final evaluation (default 100)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    config = TrainConfig(
+        preset=args.preset, images_per_step=args.images, masks_per_image=args.masks,
+        rounds=args.rounds, no_click_rounds=args.no_click_rounds, grad_rounds=args.grad_rounds,
+        p_box=args.p_box, lr=args.lr, warmup_steps=args.warmup, seed=args.seed,
+        # With a time budget the schedule follows the clock (Trainer), not max_steps.
+        max_steps=args.steps if args.steps is not None else 10**9,
+    )
+    command = "python -m samteach.train " + shlex.join(argv if argv is not None else sys.argv[1:])
+    trainer = Trainer(config, args.out, minutes=args.minutes, resume=args.resume,
+                      overwrite=args.overwrite, eval_every=args.eval_every,
+                      eval_scenes=args.eval_scenes, progress=not args.no_progress,
+                      command=command)
+    summary = trainer.fit()
+    if trainer.rank == 0:
+        figures = summary.get("evaluation", {})
+        print(f"{trainer.step} steps in {trainer.elapsed:.0f} s -> {args.out}; " +
+              ", ".join(f"{k} {v}" for k, v in figures.items()))
+        if args.ship:
+            summary = ship(args.out, args.ship, args.final_eval_scenes)
+    return summary
+
+
+def ship(out_dir: str, name: str, n_scenes: int) -> dict:
+    """Copy a finished run into samteach/weights/ as NAME.safetensors + NAME.json.
+
+    The JSON holds the run's summary and a fresh evaluation on ``n_scenes`` held-out scenes,
+    plus the same on the first 5 of them, which the tests reproduce.
+    """
+    import json
+    import shutil
+    from pathlib import Path
+
+    from .build import WEIGHTS_DIR, build_sam
+    from .evaluate import HELD_OUT_SEED, evaluate_model
+    from .trainer import MODEL, SUMMARY
+
+    out = Path(out_dir)
+    summary = json.loads((out / SUMMARY).read_text())
+    model = build_sam(None, checkpoint=out / MODEL)
+    summary["evaluation"] = {"first_seed": HELD_OUT_SEED, "scenes": n_scenes,
+                             **evaluate_model(model, n_scenes).figures()}
+    summary["evaluation_check"] = {"first_seed": HELD_OUT_SEED, "scenes": 5,
+                                   **evaluate_model(model, 5, progress=False).figures()}
+    WEIGHTS_DIR.mkdir(exist_ok=True)
+    shutil.copyfile(out / MODEL, WEIGHTS_DIR / f"{name}.safetensors")
+    (WEIGHTS_DIR / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"shipped {name}: " + ", ".join(f"{k} {v}" for k, v in summary["evaluation"].items()))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""Run a :class:`~samteach.training.TrainConfig`: optimiser, schedule, progress, evaluation,
+resumable checkpoints -- on one CPU, one GPU, or many processes under ``torchrun``.
+
+An output folder holds everything a run needs to be inspected or resumed::
+
+    out/model.safetensors   the weights (with their SamConfig; build_sam(checkpoint=...) reads it)
+    out/state.pt            optimiser, step, clocks, random generators (torch.load weights_only)
+    out/log.jsonl           one line per evaluation
+    out/summary.json        the command, settings, steps, wall time and final figures
+
+Multi-process: launched by ``torchrun --nproc_per_node N``, each process trains on its own
+scenes (a DistributedSampler splits them), DistributedDataParallel averages the gradients (gloo
+on CPUs, nccl on GPUs), and rank 0 evaluates and writes the files.
+"""
+
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from .build import build_sam, load_state_dict, save_checkpoint
+from .config import get_config
+from .data.scenes import SceneConfig
+from .training import InteractiveSam, SceneMasks, TrainConfig, lr_at
+
+__all__ = ["Trainer", "config_from_state", "default_device"]
+
+STATE, MODEL, LOG, SUMMARY = "state.pt", "model.safetensors", "log.jsonl", "summary.json"
+
+
+def default_device() -> torch.device:
+    """CUDA when there is a GPU, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def config_from_state(data: dict) -> TrainConfig:
+    """A TrainConfig back from its dict in a state file."""
+    return TrainConfig(**{**data, "scene": SceneConfig(**data["scene"])})
+
+
+class Trainer:
+    """Train SAM interactively and keep the results in ``out_dir``.
+
+    Args:
+        config: the run's settings.
+        out_dir: where the checkpoint, state, log and summary go.
+        minutes: stop after this much training time (counted across resumes); the learning-rate
+            schedule then follows the share of this time used, and max_steps is ignored.
+        resume: continue the run saved in ``out_dir``.
+        overwrite: start afresh even if ``out_dir`` holds a run.
+        eval_every: evaluate (RITM clicker, ``eval_scenes`` held-out scenes) every so many steps.
+        device: defaults to CUDA when present.
+        progress: show a tqdm bar.
+        command: the command line, recorded in summary.json.
+        dataset: a map-style dataset of (image (3, H, W) uint8, masks (K, H, W) bool) at the
+            preset's input size; defaults to synthetic scenes (:class:`SceneMasks`).
+    """
+
+    def __init__(self, config: TrainConfig, out_dir: str | Path, *, minutes: float | None = None,
+                 resume: bool = False, overwrite: bool = False, eval_every: int = 1000,
+                 eval_scenes: int = 10, device: torch.device | None = None,
+                 progress: bool = True, command: str = "",
+                 dataset: torch.utils.data.Dataset | None = None) -> None:
+        if minutes is not None and not minutes > 0:
+            raise ValueError(f"minutes must be a positive time budget; got {minutes}")
+        if dataset is not None:
+            _check_dataset(dataset, get_config(config.preset).image_encoder.img_size)
+        self.dataset = dataset
+        self.config, self.out = config, Path(out_dir)
+        self.minutes, self.eval_every, self.eval_scenes = minutes, eval_every, eval_scenes
+        self.progress, self.command = progress, command
+        self._check_out_dir(resume, overwrite)
+        self.rank, self.world, self.device = _init_distributed(device or default_device())
+        with torch.random.fork_rng(devices=[]):  # the seed fixes the initial weights too
+            torch.manual_seed(config.seed)
+            self.sam = build_sam(config.preset)
+        self.sam = self.sam.to(self.device).train()
+        self.model = InteractiveSam(self.sam, config)
+        if self.world > 1:
+            self.model = torch.nn.parallel.DistributedDataParallel(self.model)
+        self.optimizer = torch.optim.AdamW(self.sam.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        self.generator = torch.Generator(self.device).manual_seed(config.seed * 1000 + self.rank)
+        self.step, self.elapsed = 0, 0.0
+        if resume:
+            self._load_state()
+
+    def _check_out_dir(self, resume: bool, overwrite: bool) -> None:
+        has_run = (self.out / STATE).exists() or (self.out / MODEL).exists()
+        if resume and overwrite:
+            raise ValueError("resume and overwrite exclude each other: choose one")
+        if resume and not (self.out / STATE).exists():
+            raise ValueError(f"resume: {self.out} holds no run to resume ({STATE} is missing)")
+        if has_run and not (resume or overwrite):
+            raise ValueError(f"out_dir {self.out} already holds a checkpoint: pass resume=True "
+                             "(--resume) to continue it or overwrite=True (--overwrite)")
+        if self.out.exists() and not self.out.is_dir():
+            raise ValueError(f"out_dir {self.out} exists and is not a folder")
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> dict:
+        """Train until ``max_steps`` or the time budget; returns the final summary."""
+        from tqdm.auto import tqdm
+
+        config = self.config
+        size = get_config(config.preset).image_encoder.img_size
+        per_step = config.images_per_step * self.world
+        if self.dataset is None:
+            # Resuming continues with the next unseen scenes: shift the scenes, not the sampler.
+            data = SceneMasks(size, config.masks_per_image, config.train_seed_start
+                              + self.step * per_step, scene=config.scene)
+        else:
+            skip = range(self.step * per_step % len(self.dataset), len(self.dataset))
+            data = torch.utils.data.Subset(self.dataset, skip)
+        sampler = torch.utils.data.DistributedSampler(
+            data, num_replicas=self.world, rank=self.rank, shuffle=False)
+        loader = torch.utils.data.DataLoader(data, batch_size=config.images_per_step,
+                                             sampler=sampler)
+        bar = tqdm(total=None if self.minutes else config.max_steps, initial=self.step,
+                   desc="training", disable=not self.progress or self.rank != 0)
+        start = time.perf_counter() - self.elapsed
+        try:
+            self._loop(loader, bar, start)
+        except KeyboardInterrupt:  # Ctrl-C: keep what was learnt, so --resume can continue
+            if self.rank == 0:
+                self.out.mkdir(parents=True, exist_ok=True)
+                torch.save(self._state(), self.out / STATE)
+                save_checkpoint(self.sam, self.out / MODEL)
+            raise
+        bar.close()
+        return self._checkpoint(evaluate=True, final=True)
+
+    def _loop(self, loader, bar, start: float) -> None:
+        for images, masks in loader:
+            if self._should_stop(start):
+                break
+            stats = self._train_step(images.to(self.device), masks.to(self.device))
+            self.step += 1
+            self.elapsed = time.perf_counter() - start
+            bar.update(1)
+            bar.set_postfix(loss=f"{stats['loss']:.3f}", iou=f"{stats['iou']:.3f}")
+            if self.eval_every and self.step % self.eval_every == 0:
+                self._checkpoint(evaluate=True)
+
+    def _progress(self) -> float | None:
+        """The share of a time budget used (None for a run of max_steps steps)."""
+        return None if self.minutes is None else self.elapsed / (self.minutes * 60)
+
+    def _should_stop(self, start: float) -> bool:
+        if self.minutes is None:
+            stop = self.step >= self.config.max_steps
+        else:
+            stop = time.perf_counter() - start >= self.minutes * 60
+        if self.world > 1:  # every process must stop at the same step: rank 0 decides
+            flag = torch.tensor([int(stop)], device=self.device)
+            dist.broadcast(flag, src=0)
+            stop = bool(flag.item())
+        return stop
+
+    def _train_step(self, images: torch.Tensor, masks: torch.Tensor) -> dict:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, self.config, self._progress())
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            out = self.model(images, masks, self.generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.sam.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        return {"loss": float(out["loss"].detach()), "iou": out["round_iou"][-1]}
+
+    # ------------------------------------------------------------------ files
+    def _checkpoint(self, evaluate: bool, final: bool = False) -> dict:
+        summary = {}
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(self.sam, self.out / MODEL)
+            torch.save(self._state(), self.out / STATE)
+            if evaluate:
+                summary = self._evaluate()
+            if final:
+                summary = self._write_summary(summary)
+        if self.world > 1:
+            dist.barrier()
+        return summary
+
+    def _state(self) -> dict:
+        return {
+            "config": asdict(self.config),
+            "model": self.sam.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "generator": self.generator.get_state(),
+        }
+
+    def _load_state(self) -> None:
+        state = torch.load(self.out / STATE, map_location="cpu", weights_only=True)
+        saved = config_from_state(state["config"])
+        if saved != self.config:
+            raise ValueError(f"resume: {self.out} was trained with a different configuration; "
+                             f"saved {saved}, asked {self.config}")
+        load_state_dict(self.sam, state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.elapsed = state["step"], state["elapsed"]
+        if self.rank == 0:  # other ranks' generators differ by seed; rank 0 carries on exactly
+            self.generator.set_state(state["generator"])
+
+    def _evaluate(self) -> dict:
+        from .evaluate import evaluate_model
+
+        was_training = self.sam.training
+        result = evaluate_model(self.sam, n_scenes=self.eval_scenes, progress=False)
+        self.sam.train(was_training)
+        entry = {"step": self.step, "elapsed_s": round(self.elapsed, 1), **result.figures()}
+        with open(self.out / LOG, "a") as log:
+            log.write(json.dumps(entry) + "\n")
+        return entry
+
+    def _write_summary(self, figures: dict) -> dict:
+        summary = {
+            "command": self.command,
+            "preset": self.config.preset,
+            "seed": self.config.seed,
+            "steps": self.step,
+            "wall_time_s": round(self.elapsed, 1),
+            "processes": self.world,
+            "device": self.device.type,
+            "config": asdict(self.config),
+            "evaluation": figures,
+        }
+        (self.out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+
+def _init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, device): torchrun sets WORLD_SIZE/RANK; a plain run is rank 0 of 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def _check_dataset(dataset, size: int) -> None:
+    """Fail before training, not mid-run: the first item must be a usable (image, masks)."""
+    if len(dataset) == 0:
+        raise ValueError("dataset is empty: it must hold (image, masks) items")
+    item = dataset[0]
+    if not (isinstance(item, (tuple, list)) and len(item) == 2):
+        raise ValueError("dataset items must be (image, masks) pairs")
+    image, masks = item
+    if tuple(image.shape) != (3, size, size) or image.dtype != torch.uint8:
+        raise ValueError(f"dataset images must be (3, {size}, {size}) uint8 tensors; got "
+                         f"{tuple(image.shape)} {image.dtype}")
+    if masks.dim() != 3 or masks.dtype != torch.bool or tuple(masks.shape[1:]) != (size, size):
+        raise ValueError(f"dataset masks must be (K, {size}, {size}) bool tensors; got "
+                         f"{tuple(masks.shape)} {masks.dtype}")
+    if len(masks) == 0 or not masks.flatten(1).any(1).all():
+        raise ValueError("dataset has no masks to train on: item 0 holds "
+                         f"{len(masks)} masks, and every mask needs at least one pixel")

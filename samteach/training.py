@@ -1,0 +1,218 @@
+"""SAM's interactive training loop (SAM paper App. A, "Training algorithm"), small enough for a CPU.
+
+Meta never released SAM's training code; the paper describes it, and this module follows it:
+
+1. Encode each image **once**; every prompt on it reuses the embedding (many prompts, one
+   embedding -- B images x K masks per step).
+2. Round 1: a first prompt per mask, a foreground point or a noisy box (equal odds).
+3. Rounds 2..R: look at the previous round's mask -- the output with the highest *predicted*
+   IoU --, sample one click uniformly from its error region (a missed pixel gives a foreground
+   click, spill a background one), and feed that mask's **unthresholded low-res logits** back as
+   the dense (mask) prompt. Optional rounds add no click and only feed the mask back.
+4. The loss (focal 20 : dice 1, + IoU MSE; :mod:`samteach.losses`) is summed over rounds.
+   Only round 1 (a single prompt) uses the three multimask outputs; later rounds use one.
+
+Gradients: ``grad_rounds="all"`` backpropagates every round's loss (into the shared image
+embedding too): memory grows with the number of rounds and each round costs a decoder backward.
+``"last"`` runs the earlier rounds without gradients (they only produce the clicks and the fed-back
+mask, as in RITM) and trains on the last round alone: cheaper, but rounds 1..R-1 get no signal.
+The fed-back mask is always detached, so no gradient flows from one round into the previous one.
+
+Shapes: B images, K masks per image, P = B*K prompts, T prompt tokens, M masks per prompt,
+H/W image size, h/w low-res mask size.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data.scenes import SceneConfig, make_scene
+from .losses import sam_loss
+from .modeling import Sam
+from .prompts import append_clicks, sample_error_clicks, sample_first_prompts
+
+__all__ = ["SceneMasks", "TrainConfig", "interactive_step", "lr_at"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run depends on; saved in its checkpoints so it can be resumed or repeated."""
+
+    preset: str = "tiny"
+    images_per_step: int = 8  # B: images encoded once per step
+    masks_per_image: int = 4  # K: prompts decoded per image ("one embedding, many prompts")
+    rounds: int = 4  # 1 first-prompt round + (rounds - 1) click rounds; the paper uses 1 + 8
+    no_click_rounds: int = 0  # extra rounds that only feed the mask back (the paper: 2)
+    grad_rounds: str = "all"  # "all" or "last" (see the module docstring)
+    p_box: float = 0.5  # first prompt: a box with this probability, else a point (App. A)
+    point_mode: str = "uniform"  # first points: uniform in the mask (App. A) or "center"
+    lr: float = 1e-3  # AdamW; the paper uses 8e-4 at batch 256 from an MAE initialisation
+    weight_decay: float = 0.1
+    warmup_steps: int = 200  # linear warm-up, then cosine decay to 5% at max_steps
+    max_steps: int = 10_000
+    grad_clip: float = 1.0
+    # "low": the loss compares the decoder's low-res logits (4x the embedding grid) with the
+    # ground truth averaged down to that size -- 4x cheaper at 128 px, the CPU default;
+    # "full": logits upsampled to the image, as SAM 2's training does.
+    loss_resolution: str = "low"
+    focal_weight: float = 20.0
+    dice_weight: float = 1.0
+    iou_weight: float = 1.0
+    seed: int = 0
+    train_seed_start: int = 0  # training scenes are seeds train_seed_start + 0, 1, 2, ...
+    scene: SceneConfig = field(default_factory=SceneConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("images_per_step", "masks_per_image", "rounds", "max_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int; got {value!r}")
+        if self.no_click_rounds < 0:
+            raise ValueError(f"no_click_rounds must be >= 0; got {self.no_click_rounds}")
+        if self.loss_resolution not in ("low", "full"):
+            raise ValueError(f"loss_resolution must be 'low' or 'full'; got "
+                             f"{self.loss_resolution!r}")
+        if self.grad_rounds not in ("all", "last"):
+            raise ValueError(f"grad_rounds must be 'all' or 'last'; got {self.grad_rounds!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be a positive learning rate; got {self.lr}")
+        for name in ("weight_decay", "warmup_steps", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
+
+    @property
+    def total_rounds(self) -> int:
+        return self.rounds + self.no_click_rounds
+
+
+class SceneMasks(torch.utils.data.Dataset):
+    """Synthetic scene ``first_seed + i`` -> its image and K of its masks, for a DataLoader.
+
+    Scenes are drawn on the fly (about 2 ms each), so training never sees an image twice and
+    held-out seeds are truly unseen. Which K masks is fixed per index (seeded by it), so a
+    distributed sampler can split indices across processes reproducibly.
+    """
+
+    def __init__(self, size: int, masks_per_image: int, first_seed: int = 0,
+                 length: int = 10_000_000, scene: SceneConfig | None = None) -> None:
+        self.size, self.k, self.first_seed, self.length = size, masks_per_image, first_seed, length
+        self.scene = scene
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        seed = self.first_seed + int(index)
+        record = make_scene(seed, self.size, self.scene)
+        rng = np.random.default_rng([seed, 1])  # the mask choice, independent of the drawing
+        n = len(record)
+        pick = rng.choice(n, self.k, replace=n < self.k)
+        image = torch.from_numpy(record.image).permute(2, 0, 1)  # (3, H, W) uint8
+        return image, torch.from_numpy(record.masks[pick])  # (K, H, W) bool
+
+
+def lr_at(step: int, config: TrainConfig, progress: float | None = None) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to 5% of the peak.
+
+    ``progress`` (0 -> 1) is how far the run is after its warm-up; by default the share of
+    ``max_steps`` done. A run with a time budget passes the share of its time used instead.
+    """
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    if progress is None:
+        progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+    progress = min(1.0, max(0.0, progress))
+    return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def interactive_step(
+    model: Sam, images: torch.Tensor, masks: torch.Tensor, config: TrainConfig,
+    generator: torch.Generator | None = None, record_rounds: bool = False,
+) -> dict:
+    """One training step's forward pass: all rounds of SAM's interactive loop on a batch.
+
+    Args:
+        model: SAM, already on the images' device.
+        images: (B, 3, H, W) uint8 images at the model's input size.
+        masks: (B, K, H, W) bool ground truth.
+        config: rounds, prompt sampling and loss weights.
+        generator: randomness of the prompts (on the images' device).
+        record_rounds: also return, per round, the prompts and the fed-back mask (for tests
+            and for the lab's pictures).
+
+    Returns:
+        "loss" to backpropagate (summed over the rounds with gradients), and per-round detached
+        "round_loss" and "round_iou" (mean actual IoU of the chosen masks).
+    """
+    B, K, H, W = masks.shape
+    gt = masks.flatten(0, 1)  # (P, H, W), image-major like the decoder's prompts
+    target = gt
+    if config.loss_resolution == "low":
+        h = model.prompt_encoder.mask_input_size[0]  # the decoder's output size
+        target = F.adaptive_avg_pool2d(gt[:, None].float(), h)[:, 0]  # (P, h, w) soft
+    embeddings = model.image_encoder(model.preprocess(images.float()))  # (B, C, h, w): once
+    image_pe = model.prompt_encoder.get_dense_pe()
+    first = sample_first_prompts(gt, generator, p_box=config.p_box, point_mode=config.point_mode)
+    points, labels, mask_input = first.points, first.labels, None  # (P, 2, 2), (P, 2)
+    total, round_loss, round_iou, history = 0.0, [], [], []
+    for r in range(config.total_rounds):
+        with torch.set_grad_enabled(config.grad_rounds == "all" or r == config.total_rounds - 1):
+            out, low_res = _decode_round(model, embeddings, image_pe, points, labels, mask_input,
+                                         target, config, multimask=(r == 0))
+        if out["loss"].requires_grad:
+            total = total + out["loss"]
+        # Feed back the output the model itself trusts most, as the paper does.
+        best = out["iou_pred"].detach().argmax(dim=1)  # (P,)
+        rows = torch.arange(len(best), device=best.device)
+        chosen_low = low_res[rows, best].detach()  # (P, h, w) unthresholded logits
+        round_loss.append(float(out["loss"].detach()))
+        round_iou.append(float(out["actual_iou"][rows, best].mean()))
+        if record_rounds:
+            history.append({"points": points, "labels": labels, "mask_input": mask_input,
+                            "low_res": low_res.detach(), "best": best})
+        mask_input = chosen_low[:, None]  # (P, 1, h, w): the dense prompt of the next round
+        if r + 1 < config.rounds:  # a click round follows: one corrective click per mask
+            pred = _upsample(chosen_low[:, None], (H, W))[:, 0] > 0  # (P, H, W)
+            click, click_label = sample_error_clicks(pred, gt, generator)
+            points, labels = append_clicks(points, labels, click, click_label)
+    result = {"loss": total, "round_loss": round_loss, "round_iou": round_iou}
+    if record_rounds:
+        result["rounds"] = history
+    return result
+
+
+def _decode_round(model, embeddings, image_pe, points, labels, mask_input, target, config,
+                  multimask: bool):
+    """Prompt encoder + decoder for all P prompts, and their loss at the target's size."""
+    sparse, dense = model.prompt_encoder(points=(points, labels), boxes=None, masks=mask_input,
+                                         pad=False)  # prompts are spelled out (prompts.py)
+    low_res, iou_pred = model.mask_decoder(embeddings, image_pe, sparse, dense, multimask)
+    logits = low_res if low_res.shape[-2:] == target.shape[-2:] else _upsample(
+        low_res, target.shape[-2:])  # (P, M, H, W)
+    out = sam_loss(logits, iou_pred, target, config.focal_weight, config.dice_weight,
+                   config.iou_weight)
+    out["iou_pred"] = iou_pred
+    return out, low_res
+
+
+def _upsample(low_res: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(low_res, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+class InteractiveSam(torch.nn.Module):
+    """SAM with the interactive training step as its ``forward``, so DDP can wrap it.
+
+    (DistributedDataParallel synchronises gradients of what runs inside its ``forward``; the
+    step calls SAM's three parts directly, so it must be that forward.)
+    """
+
+    def __init__(self, sam: Sam, config: TrainConfig) -> None:
+        super().__init__()
+        self.sam, self.config = sam, config
+
+    def forward(self, images: torch.Tensor, masks: torch.Tensor,
+                generator: torch.Generator | None = None) -> dict:
+        return interactive_step(self.sam, images, masks, self.config, generator)

@@ -1,0 +1,171 @@
+"""The interactive training loop: it learns, it feeds back the right mask, its clicks are
+corrective, it resumes exactly, it refuses bad settings, and it runs under torchrun."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from samteach import build_sam
+from samteach.build import read_checkpoint
+from samteach.trainer import Trainer
+from samteach.training import SceneMasks, TrainConfig, interactive_step, lr_at
+
+SMALL = TrainConfig(images_per_step=2, masks_per_image=3, rounds=3, warmup_steps=2,
+                    max_steps=4, lr=2e-3)
+
+
+def batch(n: int = 2, k: int = 3, first_seed: int = 0):
+    data = SceneMasks(128, k, first_seed=first_seed)
+    images, masks = zip(*(data[i] for i in range(n)), strict=True)
+    return torch.stack(images), torch.stack(masks)
+
+
+def test_a_short_run_drives_the_loss_down():
+    """30 steps on the same 4 scenes: the loop can fit what it sees."""
+    torch.manual_seed(0)
+    sam = build_sam("tiny").train()
+    config = replace(SMALL, rounds=2, p_box=0.0)
+    optimizer = torch.optim.AdamW(sam.parameters(), lr=3e-3)
+    images, masks = batch(4, 2)
+    g = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(30):
+        out = interactive_step(sam, images, masks, config, g)
+        optimizer.zero_grad()
+        out["loss"].backward()
+        optimizer.step()
+        losses.append(out["loss"].item())
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
+
+
+def test_round_two_gets_round_ones_most_confident_logits():
+    sam = build_sam("tiny")
+    images, masks = batch()
+    out = interactive_step(sam, images, masks, SMALL, torch.Generator().manual_seed(1),
+                           record_rounds=True)
+    first, second = out["rounds"][0], out["rounds"][1]
+    assert first["mask_input"] is None and first["low_res"].shape[1] == 3  # multimask
+    best = first["best"]
+    expected = first["low_res"][torch.arange(len(best)), best][:, None]
+    assert torch.equal(second["mask_input"], expected)  # unthresholded, the chosen output
+    assert out["rounds"][2]["low_res"].shape[1] == 1  # later rounds: one mask
+
+
+def test_corrective_clicks_land_on_errors_only():
+    sam = build_sam("tiny")
+    images, masks = batch(2, 3, first_seed=5)
+    gt = masks.flatten(0, 1)
+    out = interactive_step(sam, images, masks, replace(SMALL, rounds=4),
+                           torch.Generator().manual_seed(2), record_rounds=True)
+    for before, after in zip(out["rounds"][:-1], out["rounds"][1:], strict=True):
+        pred = F.interpolate(after["mask_input"], size=gt.shape[-2:], mode="bilinear",
+                             align_corners=False)[:, 0] > 0
+        click, label = after["points"][:, -1], after["labels"][:, -1]
+        assert torch.equal(after["points"][:, :-1], before["points"])
+        for p in range(len(gt)):
+            x, y = click[p].long().tolist()
+            if label[p] == 1:  # a missed pixel of the object
+                assert gt[p, y, x] and not pred[p, y, x]
+            elif label[p] == 0:  # a pixel wrongly taken
+                assert pred[p, y, x] and not gt[p, y, x]
+            else:  # nothing wrong: a padding token
+                assert label[p] == -1 and torch.equal(pred[p], gt[p])
+
+
+def test_grad_rounds_last_trains_on_the_last_round_only():
+    sam = build_sam("tiny")
+    images, masks = batch()
+    out = interactive_step(sam, images, masks, replace(SMALL, grad_rounds="last"))
+    assert out["loss"].requires_grad and len(out["round_loss"]) == 3
+    assert out["loss"].item() == pytest.approx(out["round_loss"][-1], rel=1e-5)
+
+
+def test_schedule_warms_up_then_decays():
+    config = replace(SMALL, lr=1.0, warmup_steps=10, max_steps=110)
+    assert lr_at(0, config) == pytest.approx(0.1) and lr_at(9, config) == pytest.approx(1.0)
+    assert lr_at(60, config) == pytest.approx(0.525)
+    assert lr_at(110, config) == pytest.approx(0.05) and lr_at(500, config) == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("change, pattern", [
+    (dict(rounds=0), "rounds must be a positive int"),
+    (dict(lr=-1e-3), "lr must be a positive learning rate"),
+    (dict(grad_rounds="some"), "grad_rounds must be 'all' or 'last'"),
+    (dict(masks_per_image=0), "masks_per_image must be a positive int"),
+])
+def test_bad_configs(change, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        replace(SMALL, **change)
+
+
+def quick_trainer(out: Path, **kwargs) -> Trainer:
+    return Trainer(SMALL, out, eval_every=0, eval_scenes=1, progress=False, **kwargs)
+
+
+def test_an_existing_run_is_not_overwritten_silently(tmp_path, monkeypatch):
+    monkeypatch.setattr("samteach.evaluate.evaluate_model", _no_evaluation)
+    quick_trainer(tmp_path / "run").fit()
+    with pytest.raises(ValueError, match="already holds a checkpoint: pass resume=True"):
+        quick_trainer(tmp_path / "run")
+    quick_trainer(tmp_path / "run", overwrite=True)  # asked for: fine
+    with pytest.raises(ValueError, match="holds no run to resume"):
+        quick_trainer(tmp_path / "fresh", resume=True)
+
+
+def test_an_interrupted_run_resumes_exactly(tmp_path, monkeypatch):
+    """Stop after 2 of 4 steps, resume: the weights equal those of an uninterrupted run."""
+    monkeypatch.setattr("samteach.evaluate.evaluate_model", _no_evaluation)
+    quick_trainer(tmp_path / "straight").fit()
+    interrupted = quick_trainer(tmp_path / "resumed")
+    monkeypatch.setattr(interrupted, "_should_stop", lambda start: interrupted.step >= 2)
+    interrupted.fit()
+    resumed = quick_trainer(tmp_path / "resumed", resume=True)
+    assert resumed.step == 2
+    resumed.fit()
+    assert resumed.step == 4
+    straight, _ = read_checkpoint(tmp_path / "straight" / "model.safetensors")
+    again, _ = read_checkpoint(tmp_path / "resumed" / "model.safetensors")
+    for key, value in straight.items():
+        torch.testing.assert_close(again[key], value, rtol=0, atol=0)
+    summary = json.loads((tmp_path / "resumed" / "summary.json").read_text())
+    assert summary["steps"] == 4 and summary["preset"] == "tiny"
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr("samteach.evaluate.evaluate_model", _no_evaluation)
+    quick_trainer(tmp_path / "run").fit()
+    with pytest.raises(ValueError, match="different configuration"):
+        Trainer(replace(SMALL, lr=1e-4), tmp_path / "run", resume=True, progress=False)
+
+
+def test_two_processes_end_with_identical_weights(tmp_path):
+    """torchrun, 2 CPU processes, gloo: DDP keeps the replicas equal."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    worker = Path(__file__).with_name("ddp_worker.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", str(worker), str(tmp_path)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert rank0["step"] == rank1["step"] == 3
+    assert rank0["seen"] != rank1["seen"]  # the sampler gave them different scenes
+    for key, value in rank0["model"].items():
+        assert torch.equal(rank1["model"][key], value), key
+    assert (tmp_path / "run" / "summary.json").exists()  # rank 0 wrote the files
+
+
+class _NoEvaluation:
+    def figures(self):
+        return {"mIoU@1": 0.0}
+
+
+def _no_evaluation(model, n_scenes=1, progress=False, **kwargs):
+    return _NoEvaluation()
