@@ -22,6 +22,7 @@ from .predictor import SamPredictor
 __all__ = ["HELD_OUT_SEED", "evaluate_model", "main"]
 
 HELD_OUT_SEED = 1_000_000_000
+CLICKS = (1, 2, 3, 5, 9)  # the click counts of the mIoU@k columns (fewer if fewer are played)
 
 
 def evaluate_model(
@@ -48,7 +49,8 @@ def evaluate_model(
         return predictor_callable(predictor)
 
     with torch.inference_mode():
-        return evaluate(samples(), make_predict, max_clicks=max_clicks, progress=progress)
+        return evaluate(samples(), make_predict, max_clicks=max_clicks, progress=progress,
+                        clicks=[k for k in CLICKS if k <= max_clicks] or [max_clicks])
 
 
 def main(argv: list[str] | None = None) -> EvaluationResult:

@@ -11,13 +11,16 @@
 """
 
 import argparse
+import os
 import shlex
 import sys
 
 from .trainer import Trainer
 from .training import TrainConfig
 
-__all__ = ["main", "parse_args"]
+__all__ = ["CHECK_SCENES", "main", "parse_args", "ship", "weights_readme"]
+
+CHECK_SCENES = 5  # the shipped JSON's "evaluation_check": a subset the tests re-evaluate
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,6 +65,8 @@ def main(argv: list[str] | None = None) -> dict:
         max_steps=args.steps if args.steps is not None else 10**9,
     )
     command = "python -m samteach.train " + shlex.join(argv if argv is not None else sys.argv[1:])
+    if "OMP_NUM_THREADS" in os.environ:  # part of the command: a time budget depends on it
+        command = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} {command}"
     trainer = Trainer(config, args.out, minutes=args.minutes, resume=args.resume,
                       overwrite=args.overwrite, eval_every=args.eval_every,
                       eval_scenes=args.eval_scenes, progress=not args.no_progress,
@@ -80,7 +85,7 @@ def ship(out_dir: str, name: str, n_scenes: int) -> dict:
     """Copy a finished run into samteach/weights/ as NAME.safetensors + NAME.json.
 
     The JSON holds the run's summary and a fresh evaluation on ``n_scenes`` held-out scenes,
-    plus the same on the first 5 of them, which the tests reproduce.
+    plus the same on the first ``CHECK_SCENES`` of them, which the tests reproduce.
     """
     import json
     import shutil
@@ -95,13 +100,43 @@ def ship(out_dir: str, name: str, n_scenes: int) -> dict:
     model = build_sam(None, checkpoint=out / MODEL)
     summary["evaluation"] = {"first_seed": HELD_OUT_SEED, "scenes": n_scenes,
                              **evaluate_model(model, n_scenes).figures()}
-    summary["evaluation_check"] = {"first_seed": HELD_OUT_SEED, "scenes": 5,
-                                   **evaluate_model(model, 5, progress=False).figures()}
+    summary["evaluation_check"] = {
+        "first_seed": HELD_OUT_SEED, "scenes": CHECK_SCENES,
+        **evaluate_model(model, CHECK_SCENES, progress=False).figures()}
     WEIGHTS_DIR.mkdir(exist_ok=True)
     shutil.copyfile(out / MODEL, WEIGHTS_DIR / f"{name}.safetensors")
     (WEIGHTS_DIR / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (WEIGHTS_DIR / "README.md").write_text(weights_readme(WEIGHTS_DIR))
     print(f"shipped {name}: " + ", ".join(f"{k} {v}" for k, v in summary["evaluation"].items()))
     return summary
+
+
+def weights_readme(folder) -> str:
+    """The README beside the shipped weights, made from their JSON files (so it cannot drift)."""
+    import json
+    from pathlib import Path
+
+    infos = {p.stem: json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))}
+    lines = ["# Shipped weights", "",
+             "Trained by samteach itself on its synthetic lab scenes; each was made by the command",
+             "below, and `python -m samteach.train ... --ship NAME` rewrites this file. Load one",
+             "with `build_sam(\"tiny\", pretrained=\"NAME\")`. Figures: RITM clicker on held-out",
+             "scenes (seeds from 1,000,000,000), first click = the multimask output with the",
+             "highest predicted IoU.", ""]
+    names = ["mIoU@1", "mIoU@2", "mIoU@3", "mIoU@5", "mIoU@9", "NoC@85", "NoC@90", "NoF@90"]
+    lines += ["| weights | " + " | ".join(names) + " | samples |",
+              "|---" * (len(names) + 2) + "|"]
+    for name, info in infos.items():
+        figures = info["evaluation"]
+        lines.append(f"| `{name}` | " + " | ".join(f"{figures[k]:.3f}" if k.startswith(
+            ("mIoU", "NoC")) else str(figures[k]) for k in names) + f" | {figures['samples']} |")
+    for name, info in infos.items():
+        lines += ["", f"## {name}", "", "```console", info["command"], "```", "",
+                  f"preset {info['preset']}, seed {info['seed']}, {info['steps']} steps in "
+                  f"{info['wall_time_s'] / 60:.1f} min on {info['processes']} {info['device']} "
+                  f"process(es) of {info.get('threads', '?')} thread(s), "
+                  f"{info['config']['rounds']} round(s) per step."]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

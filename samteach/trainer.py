@@ -229,6 +229,7 @@ class Trainer:
             "steps": self.step,
             "wall_time_s": round(self.elapsed, 1),
             "processes": self.world,
+            "threads": torch.get_num_threads(),  # per process; a time budget depends on it
             "device": self.device.type,
             "config": asdict(self.config),
             "evaluation": figures,

@@ -83,3 +83,15 @@ def ref():
 @pytest.fixture(scope="session")
 def tiny_twins():
     return twins(get_config("tiny"))
+
+
+class _NoEvaluation:
+    def figures(self):
+        return {"mIoU@1": 0.0}
+
+
+@pytest.fixture
+def no_evaluation(monkeypatch):
+    """Trainer tests about files and steps skip the (slow) RITM evaluation of checkpoints."""
+    monkeypatch.setattr("samteach.evaluate.evaluate_model",
+                        lambda model, n_scenes=1, **kwargs: _NoEvaluation())

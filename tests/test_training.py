@@ -109,8 +109,7 @@ def quick_trainer(out: Path, **kwargs) -> Trainer:
     return Trainer(SMALL, out, eval_every=0, eval_scenes=1, progress=False, **kwargs)
 
 
-def test_an_existing_run_is_not_overwritten_silently(tmp_path, monkeypatch):
-    monkeypatch.setattr("samteach.evaluate.evaluate_model", _no_evaluation)
+def test_an_existing_run_is_not_overwritten_silently(tmp_path, no_evaluation):
     quick_trainer(tmp_path / "run").fit()
     with pytest.raises(ValueError, match="already holds a checkpoint: pass resume=True"):
         quick_trainer(tmp_path / "run")
@@ -119,9 +118,8 @@ def test_an_existing_run_is_not_overwritten_silently(tmp_path, monkeypatch):
         quick_trainer(tmp_path / "fresh", resume=True)
 
 
-def test_an_interrupted_run_resumes_exactly(tmp_path, monkeypatch):
+def test_an_interrupted_run_resumes_exactly(tmp_path, monkeypatch, no_evaluation):
     """Stop after 2 of 4 steps, resume: the weights equal those of an uninterrupted run."""
-    monkeypatch.setattr("samteach.evaluate.evaluate_model", _no_evaluation)
     quick_trainer(tmp_path / "straight").fit()
     interrupted = quick_trainer(tmp_path / "resumed")
     monkeypatch.setattr(interrupted, "_should_stop", lambda start: interrupted.step >= 2)
@@ -138,8 +136,7 @@ def test_an_interrupted_run_resumes_exactly(tmp_path, monkeypatch):
     assert summary["steps"] == 4 and summary["preset"] == "tiny"
 
 
-def test_resuming_with_other_settings_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr("samteach.evaluate.evaluate_model", _no_evaluation)
+def test_resuming_with_other_settings_is_refused(tmp_path, no_evaluation):
     quick_trainer(tmp_path / "run").fit()
     with pytest.raises(ValueError, match="different configuration"):
         Trainer(replace(SMALL, lr=1e-4), tmp_path / "run", resume=True, progress=False)
@@ -161,11 +158,3 @@ def test_two_processes_end_with_identical_weights(tmp_path):
         assert torch.equal(rank1["model"][key], value), key
     assert (tmp_path / "run" / "summary.json").exists()  # rank 0 wrote the files
 
-
-class _NoEvaluation:
-    def figures(self):
-        return {"mIoU@1": 0.0}
-
-
-def _no_evaluation(model, n_scenes=1, progress=False, **kwargs):
-    return _NoEvaluation()

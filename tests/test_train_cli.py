@@ -1,0 +1,152 @@
+"""The command lines, the shipped checkpoints and the Trainer's guards against bad runs."""
+
+import json
+
+import pytest
+import torch
+
+from samteach import build_sam
+from samteach.build import WEIGHTS_DIR, read_checkpoint, shipped_weights
+from samteach.evaluate import HELD_OUT_SEED, evaluate_model
+from samteach.evaluate import main as evaluate_main
+from samteach.train import main as train_main
+from samteach.trainer import Trainer
+from samteach.training import TrainConfig
+
+SHIPPED = ("tiny", "tiny_single_round")
+SMALL = TrainConfig(images_per_step=1, masks_per_image=2, rounds=2, warmup_steps=1, max_steps=4)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoint_reproduces_its_figures(name):
+    """Evaluating a shipped model again gives the figures its JSON records (to +-0.01)."""
+    info = json.loads((WEIGHTS_DIR / f"{name}.json").read_text())
+    check = info["evaluation_check"]
+    assert check["first_seed"] == HELD_OUT_SEED
+    model = build_sam("tiny", pretrained=name)
+    figures = evaluate_model(model, check["scenes"], progress=False).figures()
+    assert figures["samples"] == check["samples"]
+    for key, value in figures.items():
+        if key.startswith(("mIoU", "NoC")):
+            assert value == pytest.approx(check[key], abs=0.01), key
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoint_documents_its_run(name):
+    info = json.loads((WEIGHTS_DIR / f"{name}.json").read_text())
+    assert "python -m samteach.train --preset tiny" in info["command"]
+    assert info["preset"] == "tiny" and info["seed"] == 0 and info["steps"] > 0
+    assert info["wall_time_s"] > 0 and info["evaluation"]["scenes"] >= 100
+    assert info["config"]["rounds"] == (1 if name == "tiny_single_round" else 3)
+    assert (WEIGHTS_DIR / f"{name}.safetensors").stat().st_size < 10 * 2**20  # a few MB
+
+
+def test_pretrained_loads_the_shipped_weights():
+    assert set(SHIPPED) <= set(shipped_weights())
+    model = build_sam("tiny", pretrained=True)
+    stored, config = read_checkpoint(shipped_weights("tiny"))
+    assert config is not None and config.name == "tiny"
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, stored[key]), key
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(config="tiny", pretrained="no_such_weights"), "no shipped weights named 'no_such"),
+    (dict(config=None, pretrained=True), "pretrained=True needs a preset name"),
+    (dict(config="tiny", pretrained=True, checkpoint="x.safetensors"), "either checkpoint or"),
+])
+def test_bad_pretrained_requests(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        build_sam(**kwargs)
+
+
+def test_evaluate_cli_prints_the_table(capsys):
+    evaluate_main(["--pretrained", "tiny", "--scenes", "1", "--max-clicks", "9"])
+    out = capsys.readouterr().out
+    for name in ("mIoU@1", "mIoU@2", "mIoU@3", "mIoU@5", "mIoU@9", "NoC@85", "NoC@90", "NoF@90"):
+        assert name in out
+    assert "9 clicks each" in out
+    evaluate_main(["--pretrained", "tiny", "--scenes", "1", "--max-clicks", "3"])
+    out = capsys.readouterr().out
+    assert "mIoU@3" in out and "mIoU@5" not in out  # only the clicks that were played
+
+
+def test_train_cli_trains_and_ships(tmp_path, monkeypatch):
+    """--steps trains, writes the run folder, and --ship copies it with fresh figures."""
+    monkeypatch.setattr("samteach.build.WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr("samteach.train.CHECK_SCENES", 1)
+    out = tmp_path / "run"
+    summary = train_main(["--steps", "2", "--images", "1", "--masks", "2", "--rounds", "2",
+                          "--out", str(out), "--eval-every", "0", "--eval-scenes", "1",
+                          "--no-progress", "--ship", "mine", "--final-eval-scenes", "1"])
+    assert summary["steps"] == 2 and summary["config"]["rounds"] == 2
+    assert "python -m samteach.train --steps 2 " in summary["command"]
+    assert (out / "model.safetensors").exists() and (out / "log.jsonl").exists()
+    shipped = json.loads((tmp_path / "weights" / "mine.json").read_text())
+    assert shipped["evaluation"]["scenes"] == 1 and "mIoU@3" in shipped["evaluation"]
+    model = build_sam(None, checkpoint=tmp_path / "weights" / "mine.safetensors")
+    assert model.image_encoder.img_size == 128
+
+
+def test_ctrl_c_keeps_the_run_and_resume_finishes_it(tmp_path, no_evaluation):
+    trainer = Trainer(SMALL, tmp_path, eval_every=0, progress=False)
+    step = trainer._train_step
+
+    def interrupt_at_two(images, masks):
+        if trainer.step == 2:
+            raise KeyboardInterrupt
+        return step(images, masks)
+
+    trainer._train_step = interrupt_at_two
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    resumed = Trainer(SMALL, tmp_path, resume=True, eval_every=0, progress=False)
+    assert resumed.step == 2
+    resumed.fit()
+    assert json.loads((tmp_path / "summary.json").read_text())["steps"] == 4
+
+
+class _EmptyMasks(torch.utils.data.Dataset):
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, index):
+        return torch.zeros(3, 128, 128, dtype=torch.uint8), torch.zeros(2, 128, 128, dtype=bool)
+
+
+class _WrongSize(_EmptyMasks):
+    def __getitem__(self, index):
+        return torch.zeros(3, 64, 64, dtype=torch.uint8), torch.ones(2, 64, 64, dtype=bool)
+
+
+@pytest.mark.parametrize("dataset, pattern", [
+    (_EmptyMasks(), "dataset has no masks to train on"),
+    (_WrongSize(), r"dataset images must be \(3, 128, 128\) uint8"),
+    (torch.utils.data.TensorDataset(torch.zeros(0, 3)), "dataset is empty"),
+])
+def test_bad_datasets_are_refused_before_training(tmp_path, dataset, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        Trainer(SMALL, tmp_path, dataset=dataset, progress=False)
+    assert not (tmp_path / "state.pt").exists()
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--rounds", "0"], "rounds must be a positive int"),
+    (["--lr", "-0.1"], "lr must be a positive learning rate"),
+])
+def test_train_cli_refuses_bad_settings(tmp_path, argv, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        train_main(["--steps", "1", "--out", str(tmp_path / "run"), *argv])
+    assert not (tmp_path / "run").exists()
+
+
+def test_trainer_refuses_a_bad_time_budget(tmp_path):
+    with pytest.raises(ValueError, match="minutes must be a positive time budget"):
+        Trainer(SMALL, tmp_path, minutes=0, progress=False)
+
+
+
+def test_weights_readme_is_made_from_the_json_files():
+    from samteach.train import weights_readme
+
+    assert (WEIGHTS_DIR / "README.md").read_text() == weights_readme(WEIGHTS_DIR)
