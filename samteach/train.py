@@ -1,6 +1,6 @@
 """Train SAM interactively from the command line.
 
-    python -m samteach.train --preset tiny --minutes 60 --rounds 4 --out runs/tiny
+    python -m samteach.train --preset tiny --minutes 60 --rounds 3 --out runs/tiny
     python -m samteach.train --preset tiny --steps 8000 --rounds 1 --out runs/single
     torchrun --nproc_per_node 4 -m samteach.train --preset tiny --steps 8000 --out runs/ddp
 
