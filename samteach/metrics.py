@@ -32,6 +32,7 @@ import torch
 from .clicker import Clicker
 
 __all__ = [
+    "STANDARD_CLICKS",
     "EvaluationResult",
     "evaluate",
     "interactive_ious",
@@ -244,9 +245,10 @@ class EvaluationResult:
 
     def summary(self) -> str:
         """A short text table, numbers rounded to 3 decimals (the same text for the same run)."""
-        miou = {f"mIoU@{k}": f"{v:.3f}" for k, v in self.miou.items()}
-        clicks = {f"NoC@{_percent(t)}": f"{v:.3f}" for t, v in self.noc.items()}
-        clicks |= {f"NoF@{_percent(t)}": str(v) for t, v in self.nof.items()}
+        figures = self.figures(digits=12)  # the names once; rounded to 3 here
+        miou = {k: f"{v:.3f}" for k, v in figures.items() if k.startswith("mIoU")}
+        clicks = {k: f"{v:.3f}" if k.startswith("NoC") else str(v)
+                  for k, v in figures.items() if k.startswith(("NoC", "NoF"))}
         footer = f"({len(self.ious)} samples, {self.max_clicks} clicks each)"
         return "\n\n".join([_table(miou), _table(clicks), footer])
 
@@ -263,12 +265,15 @@ def _table(row: dict[str, str]) -> str:
     return header + "\n" + values
 
 
+STANDARD_CLICKS = (1, 2, 3, 5, 9)  # the k of mIoU@k that RITM-style papers report
+
+
 def evaluate(
     samples: Iterable[tuple[np.ndarray, np.ndarray]],
     make_predict: Callable[[np.ndarray], PredictFn],
     max_clicks: int = 20,
     threshold: float = 0.0,
-    clicks: Sequence[int] = (1, 2, 3, 5, 9),
+    clicks: Sequence[int] = STANDARD_CLICKS,
     thresholds: Sequence[float] = (0.85, 0.9),
     progress: bool = True,
 ) -> EvaluationResult:
