@@ -16,6 +16,8 @@ from . import official
 if os.environ.get("PYTEST_XDIST_WORKER"):
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    # The notebooks' kernels (nbval) inherit this: one kernel per worker, same share of cores.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
 # The issue's bar for fp32 parity: max |samteach - official| <= 1e-4.
 ATOL = 1e-4

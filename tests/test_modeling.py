@@ -5,7 +5,13 @@ import torch
 from torch import nn
 
 from samteach.modeling import LayerNorm2d, PromptEncoder
-from samteach.modeling.image_encoder import window_partition, window_unpartition
+from samteach.modeling.image_encoder import (
+    Attention,
+    PatchEmbed,
+    patchify,
+    window_partition,
+    window_unpartition,
+)
 from samteach.modeling.mask_decoder import conv_transpose_2x2
 
 from .conftest import assert_same, randomize_
@@ -80,3 +86,19 @@ def test_explicit_pad_flag(prompt_encoder):
     assert sparse_spelled.shape == sparse_auto.shape == (1, 2, 256)
     assert_same(sparse_spelled, sparse_auto, atol=1e-6)
     assert prompt_encoder(spelled, None, None)[0].shape[1] == 3  # SAM's rule pads again
+
+
+def test_patch_embed_is_patchify_then_one_linear_layer():
+    embed = randomize_(PatchEmbed(patch_size=4, in_chans=3, embed_dim=10))
+    x = torch.randn(2, 3, 12, 16)
+    weight = embed.proj.weight.flatten(1)  # (C, 3*p*p), channel-major like patchify
+    assert_same(patchify(x, 4) @ weight.T + embed.proj.bias, embed(x))
+
+
+def test_attention_logits_give_the_explicit_path():
+    attn = randomize_(Attention(16, num_heads=2, use_rel_pos=True, input_size=(3, 5),
+                                attention="explicit"))
+    x = torch.randn(2, 3, 5, 16)
+    fused = Attention(16, num_heads=2, use_rel_pos=True, input_size=(3, 5))
+    fused.load_state_dict(attn.state_dict())
+    assert_same(attn(x), fused(x))

@@ -190,9 +190,10 @@ class Attention(nn.Module):
         return self.proj(x)
 
     def _explicit(self, q, k, v, hw: tuple[int, int]) -> torch.Tensor:
-        attn = (q * self.scale) @ k.transpose(-2, -1)  # (B, nh, N, N)
         if self.use_rel_pos:
-            attn = attn + combine_rel_pos(*self._rel_pos_terms(q, hw))
+            attn = attention_logits(q, k, self.rel_pos_h, self.rel_pos_w, hw)
+        else:
+            attn = (q * self.scale) @ k.transpose(-2, -1)  # (B, nh, N, N)
         attn = attn.softmax(dim=-1)  # each query's weights over all keys sum to 1
         return attn @ v  # (B, nh, N, c)
 
@@ -217,6 +218,39 @@ class Attention(nn.Module):
         q = q.unflatten(2, (H, W))  # (B, nh, H, W, c), unscaled, as in ViTDet
         return rel_pos_terms(q, relative_table(self.rel_pos_h, H),
                              relative_table(self.rel_pos_w, W))
+
+
+def attention_logits(
+    q: torch.Tensor, k: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor,
+    hw: tuple[int, int],
+) -> torch.Tensor:
+    """The attention logits of the explicit path: q k^T / sqrt(c) + relative position bias.
+
+    Args:
+        q, k: (B, nh, N, c) queries and keys of an (H, W) grid, N = H * W, row-major.
+        rel_pos_h, rel_pos_w: (2H-1, c) and (2W-1, c) learned vectors, one per offset.
+        hw: the grid (H, W).
+
+    Returns:
+        (B, nh, N, N): row = query, column = key; softmax over the last axis gives the weights.
+    """
+    H, W = hw
+    logits = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, nh, N, N)
+    q_grid = q.unflatten(2, (H, W))  # (B, nh, H, W, c), unscaled, as in ViTDet
+    bias = rel_pos_terms(q_grid, relative_table(rel_pos_h, H), relative_table(rel_pos_w, W))
+    return logits + combine_rel_pos(*bias)
+
+
+def patchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """(B, 3, img_h, img_w) -> (B, H, W, 3*p*p): every patch flattened channel-major (c, i, j).
+
+    That is the order of a ``Conv2d`` weight (C, 3, p, p) flattened, so
+    ``patchify(x, p) @ proj.weight.flatten(1).T + proj.bias`` equals ``PatchEmbed(x)``.
+    """
+    B, C, h, w = x.shape
+    p = patch_size
+    x = x.reshape(B, C, h // p, p, w // p, p)  # (B, c, H, i, W, j)
+    return x.permute(0, 2, 4, 1, 3, 5).flatten(3)  # (B, H, W, c*i*j)
 
 
 def relative_table(rel_pos: torch.Tensor, size: int) -> torch.Tensor:
