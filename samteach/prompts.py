@@ -37,6 +37,7 @@ __all__ = [
     "FirstPrompts",
     "append_clicks",
     "distance_transform",
+    "jitter_boxes",
     "mask_to_box",
     "sample_boxes",
     "sample_error_clicks",
@@ -240,11 +241,56 @@ def _sample_boxes(
     masks: torch.Tensor, generator: torch.Generator | None, noise_std: float, max_noise: float
 ) -> torch.Tensor:
     B, H, W = masks.shape
-    box = _mask_to_box(masks)  # (B, 4)
+    noise = torch.randn(B, 4, generator=generator, device=masks.device)  # (B, 4) N(0, 1)
+    return _jitter_boxes(_mask_to_box(masks), noise, (H, W), noise_std, max_noise)
+
+
+def jitter_boxes(
+    boxes: torch.Tensor,
+    noise: torch.Tensor,
+    image_size: tuple[int, int],
+    noise_std: float = 0.1,
+    max_noise: float = 20.0,
+) -> torch.Tensor:
+    """Shift box coordinates by given standard-normal noise, as :func:`sample_boxes` does.
+
+    The deterministic half of :func:`sample_boxes` (which draws ``noise`` itself): coordinate
+    i moves by ``noise_std * side * noise[:, i]`` pixels, at most ``max_noise``, where the side
+    is the box's width (x1 - x0) for x0 and x1 and its height (y1 - y0) for y0 and y1; the
+    result is clipped to the image and each pair ordered so that x0 <= x1 and y0 <= y1.
+
+    Args:
+        boxes: (B, 4) float x0, y0, x1, y1, e.g. from :func:`mask_to_box`.
+        noise: (B, 4) float standard-normal draws, one per coordinate.
+        image_size: (H, W) of the image the boxes live in.
+        noise_std: the noise's standard deviation as a share of the box side.
+        max_noise: each coordinate moves at most this many pixels.
+
+    Returns:
+        (B, 4) float32 boxes inside the image.
+    """
+    for name, value in (("boxes", boxes), ("noise", noise)):
+        if not isinstance(value, torch.Tensor) or not value.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a float torch.Tensor of shape (B, 4); got "
+                            f"{getattr(value, 'dtype', type(value).__name__)}")
+    if boxes.dim() != 2 or boxes.shape[1] != 4 or noise.shape != boxes.shape:
+        raise ValueError(f"boxes and noise must both be (B, 4); got {_shape(boxes.shape)} and "
+                         f"{_shape(noise.shape)}")
+    _check_number(noise_std, "noise_std", "the noise's std as a share of the box side, >= 0")
+    _check_number(max_noise, "max_noise", "the largest shift in pixels, >= 0")
+    H, W = (int(v) for v in image_size)
+    return _jitter_boxes(boxes.float(), noise.float(), (H, W), noise_std, max_noise)
+
+
+def _jitter_boxes(
+    box: torch.Tensor, noise: torch.Tensor, image_size: tuple[int, int], noise_std: float,
+    max_noise: float,
+) -> torch.Tensor:
+    H, W = image_size
     side = (box[:, 2:] - box[:, :2]).repeat(1, 2)  # (B, 4): width, height, width, height
-    noise = torch.randn(B, 4, generator=generator, device=masks.device) * (noise_std * side)
-    noisy = box + noise.clamp(-max_noise, max_noise)  # SAM App. A: at most 20 px
-    last = torch.tensor([W - 1, H - 1, W - 1, H - 1], device=masks.device, dtype=torch.float32)
+    shift = noise * (noise_std * side)  # (B, 4) pixels
+    noisy = box + shift.clamp(-max_noise, max_noise)  # SAM App. A: at most 20 px
+    last = torch.tensor([W - 1, H - 1, W - 1, H - 1], device=box.device, dtype=torch.float32)
     noisy = noisy.clamp(min=0).minimum(last)  # inside the image
     # Noise could push x0 past x1 only if the two shifts differed by more than the side (a > 7
     # sigma event at 10%); sorting each pair keeps such a box valid and leaves all others as

@@ -34,7 +34,7 @@ from .losses import sam_loss
 from .modeling import Sam
 from .prompts import append_clicks, sample_error_clicks, sample_first_prompts
 
-__all__ = ["SceneMasks", "TrainConfig", "interactive_step", "lr_at"]
+__all__ = ["SceneMasks", "TrainConfig", "interactive_step", "lr_at", "next_round_prompts"]
 
 
 @dataclass(frozen=True)
@@ -168,24 +168,56 @@ def interactive_step(
                                          target, config, multimask=(r == 0))
         if out["loss"].requires_grad:
             total = total + out["loss"]
-        # Feed back the output the model itself trusts most, as the paper does.
-        best = out["iou_pred"].detach().argmax(dim=1)  # (P,)
+        best = out["iou_pred"].detach().argmax(dim=1)  # (P,): the mask fed back
         rows = torch.arange(len(best), device=best.device)
-        chosen_low = low_res[rows, best].detach()  # (P, h, w) unthresholded logits
         round_loss.append(float(out["loss"].detach()))
         round_iou.append(float(out["actual_iou"][rows, best].mean()))
         if record_rounds:
             history.append({"points": points, "labels": labels, "mask_input": mask_input,
                             "low_res": low_res.detach(), "best": best})
-        mask_input = chosen_low[:, None]  # (P, 1, h, w): the dense prompt of the next round
-        if r + 1 < config.rounds:  # a click round follows: one corrective click per mask
-            pred = _upsample(chosen_low[:, None], (H, W))[:, 0] > 0  # (P, H, W)
-            click, click_label = sample_error_clicks(pred, gt, generator)
-            points, labels = append_clicks(points, labels, click, click_label)
+        # A click round follows (r + 1 < rounds): one corrective click per mask; a no-click
+        # round only gets the mask back.
+        points, labels, mask_input = next_round_prompts(
+            points, labels, low_res, out["iou_pred"], gt, generator, click=r + 1 < config.rounds)
     result = {"loss": total, "round_loss": round_loss, "round_iou": round_iou}
     if record_rounds:
         result["rounds"] = history
     return result
+
+
+def next_round_prompts(
+    points: torch.Tensor, labels: torch.Tensor, low_res: torch.Tensor, iou_pred: torch.Tensor,
+    gt: torch.Tensor, generator: torch.Generator | None = None, click: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """From one round's outputs to the next round's prompts (SAM App. A): one turn of the loop.
+
+    The mask fed back is the output the model itself trusts most (highest *predicted* IoU), as
+    its unthresholded low-res logits, detached: the next round sees the previous answer with
+    its confidence, and no gradient flows from one round into the previous one. The new click
+    is drawn uniformly from that mask's error region (upsampled to the ground truth's size and
+    thresholded at 0) with :func:`~samteach.prompts.sample_error_clicks`.
+
+    Args:
+        points: (P, N, 2) pixel (x, y) of the prompt tokens so far.
+        labels: (P, N) their labels.
+        low_res: (P, M, h, w) this round's mask logits (M = 3 multimask, or 1).
+        iou_pred: (P, M) the IoU head's predictions.
+        gt: (P, H, W) bool ground truth.
+        generator: the randomness of the click, on gt's device.
+        click: add a corrective click (False: a round that only feeds the mask back).
+
+    Returns:
+        points (P, N + 1, 2), labels (P, N + 1) (N when ``click`` is False), and the next
+        round's dense prompt ``mask_input`` (P, 1, h, w).
+    """
+    best = iou_pred.detach().argmax(dim=1)  # (P,): the output the model trusts most
+    rows = torch.arange(len(best), device=best.device)
+    mask_input = low_res[rows, best].detach()[:, None]  # (P, 1, h, w) unthresholded logits
+    if click:
+        pred = _upsample(mask_input, gt.shape[-2:])[:, 0] > 0  # (P, H, W)
+        new_points, new_labels = sample_error_clicks(pred, gt, generator)
+        points, labels = append_clicks(points, labels, new_points, new_labels)
+    return points, labels, mask_input
 
 
 def _decode_round(model, embeddings, image_pe, points, labels, mask_input, target, config,

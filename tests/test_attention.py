@@ -60,3 +60,15 @@ def test_gradients_agree():
 def test_set_attention_rejects_unknown_names(model):
     with pytest.raises(ValueError, match="attention"):
         set_attention(model, "flash")
+
+
+def test_two_way_attention_weights_are_what_forward_mixes_the_values_with():
+    from samteach.modeling.transformer import Attention as TwoWayAttention
+
+    attn = randomize_(TwoWayAttention(32, num_heads=4, downsample_rate=2))
+    q, k, v = torch.randn(2, 5, 32), torch.randn(2, 7, 32), torch.randn(2, 7, 32)
+    weights = attn.attention_weights(q, k)  # (B, h, n, m)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, 5))
+    values = attn._separate_heads(attn.v_proj(v))  # (B, h, m, c)
+    rebuilt = attn.out_proj(attn._recombine_heads(weights @ values))
+    assert_same(rebuilt, attn(q, k, v), atol=1e-5)

@@ -13,6 +13,7 @@ from samteach.prompts import (
     FirstPrompts,
     append_clicks,
     distance_transform,
+    jitter_boxes,
     mask_to_box,
     sample_boxes,
     sample_error_clicks,
@@ -205,6 +206,18 @@ def test_boxes_stay_in_the_image_and_ordered():
 
 def test_no_noise_gives_the_tight_box():
     assert torch.equal(sample_boxes(MASKS, gen(), noise_std=0.0), mask_to_box(MASKS))
+
+
+def test_jitter_boxes_is_sample_boxes_with_the_noise_given():
+    """sample_boxes = jitter_boxes(tight box, its own N(0, 1) draws): by hand on one box too."""
+    noise = torch.randn(len(MASKS), 4, generator=gen(3))
+    assert torch.equal(jitter_boxes(mask_to_box(MASKS), noise, (S, S)), sample_boxes(MASKS, gen(3)))
+    box = torch.tensor([[10.0, 20.0, 60.0, 420.0]])  # width 50, height 400, in a 430 x 100 image
+    moved = jitter_boxes(box, torch.tensor([[1.0, -1.0, 2.0, 0.25]]), (430, 100))
+    # x0 + 5 px; y0 - 40 px capped at 20 (then clipped to 0); x1 + 10; y1 + 10 clipped to row 429
+    assert moved.tolist() == [[15.0, 0.0, 70.0, 429.0]]
+    with pytest.raises(ValueError, match=r"boxes and noise must both be \(B, 4\)"):
+        jitter_boxes(box, torch.zeros(1, 2), (430, 100))
 
 
 # ------------------------------------------------------------------------------ error clicks

@@ -14,8 +14,15 @@ import torch.nn.functional as F
 
 from samteach import build_sam
 from samteach.build import read_checkpoint
+from samteach.prompts import sample_error_clicks
 from samteach.trainer import Trainer
-from samteach.training import SceneMasks, TrainConfig, interactive_step, lr_at
+from samteach.training import (
+    SceneMasks,
+    TrainConfig,
+    interactive_step,
+    lr_at,
+    next_round_prompts,
+)
 
 SMALL = TrainConfig(images_per_step=2, masks_per_image=3, rounds=3, warmup_steps=2,
                     max_steps=4, lr=2e-3)
@@ -77,6 +84,25 @@ def test_corrective_clicks_land_on_errors_only():
                 assert pred[p, y, x] and not gt[p, y, x]
             else:  # nothing wrong: a padding token
                 assert label[p] == -1 and torch.equal(pred[p], gt[p])
+
+
+def test_next_round_prompts_feeds_back_the_most_confident_logits_and_clicks_on_them():
+    g = torch.Generator().manual_seed(0)
+    low_res = torch.randn(3, 3, 8, 8, generator=g, requires_grad=True)  # (P, M, h, w)
+    iou_pred = torch.tensor([[0.1, 0.9, 0.5], [0.8, 0.2, 0.1], [0.3, 0.4, 0.6]])
+    gt = torch.rand(3, 32, 32, generator=g) > 0.5
+    points, labels = torch.zeros(3, 2, 2), torch.tensor([[1, -1]] * 3)
+    new_points, new_labels, mask_input = next_round_prompts(
+        points, labels, low_res, iou_pred, gt, torch.Generator().manual_seed(1))
+    assert torch.equal(mask_input, low_res[[0, 1, 2], [1, 0, 2]][:, None])  # unthresholded
+    assert not mask_input.requires_grad  # detached: no gradient into the previous round
+    pred = F.interpolate(mask_input, size=(32, 32), mode="bilinear",
+                         align_corners=False)[:, 0] > 0
+    clicks, click_labels = sample_error_clicks(pred, gt, torch.Generator().manual_seed(1))
+    assert torch.equal(new_points, torch.cat([points, clicks[:, None]], dim=1))
+    assert torch.equal(new_labels, torch.cat([labels, click_labels[:, None]], dim=1))
+    same = next_round_prompts(points, labels, low_res, iou_pred, gt, click=False)
+    assert same[0] is points and same[1] is labels and torch.equal(same[2], mask_input)
 
 
 def test_grad_rounds_last_trains_on_the_last_round_only():

@@ -101,13 +101,7 @@ class MaskDecoder(nn.Module):
         mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens]  # (B*K, 1+M, C)
 
         upscaled = self.upscale(src.view(BK, H, W, C))  # (B*K, 4H, 4W, C/8)
-        # Hypernetworks: each mask token becomes the weights of a linear classifier of pixels.
-        hyper_in = torch.stack(
-            [mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
-            dim=1,
-        )  # (B*K, 1+M, C/8)
-        masks = upscaled.flatten(1, 2) @ hyper_in.transpose(1, 2)  # (B*K, 16*H*W, 1+M)
-        masks = masks.transpose(1, 2).unflatten(2, (4 * H, 4 * W))  # (B*K, 1+M, 4H, 4W)
+        masks = hypernetwork_masks(mask_tokens_out, upscaled, self.output_hypernetworks_mlps)
         iou_pred = self.iou_prediction_head(iou_token_out)  # (B*K, 1+M)
         return masks, iou_pred
 
@@ -135,6 +129,29 @@ def conv_transpose_2x2(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tenso
     y = F.linear(x, weight.T, conv.bias.repeat(4))  # (B, H, W, 2*2*C')
     y = y.unflatten(-1, (2, 2, -1)).permute(0, 1, 3, 2, 4, 5)  # (B, H, i, W, j, C')
     return y.reshape(B, 2 * H, 2 * W, -1)  # output pixel (2y + i, 2x + j)
+
+
+def hypernetwork_masks(
+    mask_tokens_out: torch.Tensor, upscaled: torch.Tensor, mlps: nn.ModuleList
+) -> torch.Tensor:
+    """Mask logits from mask tokens: each token's MLP output classifies every pixel.
+
+    Hypernetworks (SAM App. A): mask token i goes through its own MLP, and the result is the
+    weight vector of a linear classifier applied to every pixel's upscaled embedding.
+
+    Args:
+        mask_tokens_out: (B, M, C) the mask tokens after the two-way transformer.
+        upscaled: (B, 4H, 4W, C') the upscaled image embedding, channels-last (C' = C/8).
+        mlps: M modules C -> C', one per mask token.
+
+    Returns:
+        (B, M, 4H, 4W) mask logits.
+    """
+    _, h, w, _ = upscaled.shape
+    hyper_in = torch.stack([mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(mlps)],
+                           dim=1)  # (B, M, C')
+    masks = upscaled.flatten(1, 2) @ hyper_in.transpose(1, 2)  # (B, 4H*4W, M)
+    return masks.transpose(1, 2).unflatten(2, (h, w))  # (B, M, 4H, 4W)
 
 
 def add_dense_prompt(image_embeddings: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,18 @@ from torch import nn
 from .common import LayerNorm2d
 
 
+def fourier_features(coords: torch.Tensor, gaussian_matrix: torch.Tensor) -> torch.Tensor:
+    """(..., 2) positions (x, y) in [0, 1] and a (2, F) matrix G -> (..., 2F) in [-1, 1].
+
+    [sin(2 pi p' G), cos(2 pi p' G)] with p' = 2p - 1: the random Fourier features of
+    Tancik et al. (2020), sines first (the channel order SAM's checkpoints expect).
+    """
+    coords = 2 * coords - 1  # centre the square on the origin: [0, 1] -> [-1, 1]
+    coords = coords @ gaussian_matrix  # (..., F): F random projections of the position
+    coords = 2 * math.pi * coords
+    return torch.cat([torch.sin(coords), torch.cos(coords)], dim=-1)
+
+
 class PositionEmbeddingRandom(nn.Module):
     """Random Fourier features of (x, y) positions (Tancik et al., 2020).
 
@@ -39,10 +51,7 @@ class PositionEmbeddingRandom(nn.Module):
 
     def _pe_encoding(self, coords: torch.Tensor) -> torch.Tensor:
         """(..., 2) positions in [0, 1] -> (..., 2F) encodings in [-1, 1]."""
-        coords = 2 * coords - 1  # centre the square on the origin
-        coords = coords @ self.positional_encoding_gaussian_matrix  # (..., F)
-        coords = 2 * math.pi * coords
-        return torch.cat([torch.sin(coords), torch.cos(coords)], dim=-1)
+        return fourier_features(coords, self.positional_encoding_gaussian_matrix)
 
     def forward(self, size: tuple[int, int]) -> torch.Tensor:
         """Encode the centre of every cell of an (H, W) grid -> (2F, H, W)."""

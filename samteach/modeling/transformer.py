@@ -198,3 +198,13 @@ class Attention(nn.Module):
 
         out = self._recombine_heads(out).view(B, max(Kq, Kk), n, -1)  # (B, K, n, h*c)
         return self.out_proj(out)
+
+    def attention_weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """The attention matrix of each head, softmax(q k^T / sqrt(c)), for plots and checks.
+
+        q (B, n, C), k (B, m, C) -> (B, h, n, m): row i says how query i spreads its attention
+        over the m keys (each row sums to 1). ``forward`` mixes the values with exactly these.
+        """
+        q = self._separate_heads(self.q_proj(q))  # (B, h, n, c)
+        k = self._separate_heads(self.k_proj(k))  # (B, h, m, c)
+        return (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(dim=-1)
