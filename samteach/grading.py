@@ -193,7 +193,10 @@ def _run_nbval(work: Path, timeout: float, workers: str | int) -> dict[str, dict
                f"--nbval-cell-timeout={timeout}", "-p", "samteach.grading", "-p",
                "no:cacheprovider", "-q", "--rootdir", str(work), "-n", str(workers),
                "--dist", "loadscope"]
-    env = {**os.environ, _REPORT_ENV: str(report)}
+    # A clean environment for the inner pytest: if grading itself runs inside an xdist worker,
+    # its PYTEST_XDIST_* variables must not make the inner controller believe it is a worker.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env[_REPORT_ENV] = str(report)
     # Bounded even if a kernel ignores interrupts: every cell of every notebook timing out.
     cells = sum(len(nbformat.read(work / n, as_version=4).cells) for n in notebooks)
     subprocess.run(command, cwd=work, env=env, stdout=subprocess.DEVNULL,
@@ -252,10 +255,18 @@ def _write(book: Gradebook, out: Path) -> None:
 # ------------------------------------------------------- pytest plugin (-p samteach.grading)
 
 
+_in_worker = False
+
+
+def pytest_configure(config) -> None:
+    global _in_worker
+    _in_worker = hasattr(config, "workerinput")  # xdist workers have it, the controller not
+
+
 def pytest_runtest_logreport(report) -> None:
     """Record each cell's outcome (in the controlling process only, not in xdist workers)."""
     path = os.environ.get(_REPORT_ENV)
-    if not path or os.environ.get("PYTEST_XDIST_WORKER"):
+    if not path or _in_worker:
         return
     if report.when == "call" or (report.when == "setup" and not report.passed):
         record = {"nodeid": report.nodeid, "outcome": report.outcome,
