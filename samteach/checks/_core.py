@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["EXERCISES", "CheckFailed", "Context", "Exercise", "exercise"]
+__all__ = ["EXERCISES", "CheckFailed", "Context", "Exercise", "exercise", "nearest",
+           "seeded_generator", "seeded_randn"]
 
 NOT_IMPLEMENTED = ("not implemented yet: replace `raise NotImplementedError()` in the exercise "
                    "cell with your code, run that cell, then run this check again")
@@ -107,6 +108,31 @@ class Context:
         else:
             detail = f"differ from samteach's in {int((got != expected).sum())} entries"
         self.fail(f"the values of {name} {detail}", case)
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """A CPU generator of its own, so a check's inputs never depend on the global RNG."""
+    return torch.Generator().manual_seed(seed)
+
+
+def seeded_randn(*shape: int, seed: int) -> torch.Tensor:
+    return torch.randn(shape, generator=seeded_generator(seed))
+
+
+def nearest(got: object, *candidates: torch.Tensor | Callable[[], torch.Tensor]) -> torch.Tensor:
+    """Of several ways to make one mistake, the output nearest to the student's ``got``.
+
+    Candidates are tensors or functions making them; when none has ``got``'s shape (or ``got``
+    is no tensor) the first is returned, so the mistake simply does not match.
+    """
+    made = [c() if callable(c) else c for c in candidates]
+
+    def distance(c: torch.Tensor) -> float:
+        if not isinstance(got, torch.Tensor) or c.shape != got.shape:
+            return float("inf")
+        return (c.detach().cpu().double() - got.detach().cpu().double()).abs().max().item()
+
+    return min(made, key=distance)  # ties (all inf) keep the first
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, atol: float, rtol: float) -> bool:

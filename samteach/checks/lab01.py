@@ -4,13 +4,9 @@ import torch
 import torch.nn.functional as F
 
 from ..modeling.image_encoder import attention_logits, patchify, window_partition
-from ._core import Context, exercise
+from ._core import Context, exercise, seeded_randn
 
 __all__ = ["check_attention", "check_patchify", "check_window_partition"]
-
-
-def _randn(*shape: int, seed: int) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 
 
 @exercise(
@@ -30,7 +26,7 @@ def check_patchify(ctx: Context) -> int:
              ("one 12x20 image, patch 4 (not square)", (1, 3, 12, 20), 4),
              ("patch 1: every pixel its own patch", (1, 3, 3, 5), 1)]
     for case, shape, p in cases:
-        x = _randn(*shape, seed=len(case))
+        x = seeded_randn(*shape, seed=len(case))
         B, C, h, w = shape
         six = x.reshape(B, C, h // p, p, w // p, p)  # (B, c, H, i, W, j)
         ctx.expect(ctx.call(x, p, case=case), patchify(x, p), case, mistakes={
@@ -59,7 +55,7 @@ def check_window_partition(ctx: Context) -> int:
              ("7x10 grid, S=4 (pad to 8x12)", (1, 7, 10, 2), 4),
              ("5x5 grid, S=5 (one window)", (1, 5, 5, 2), 5)]
     for case, shape, S in cases:
-        x = _randn(*shape, seed=len(case))
+        x = seeded_randn(*shape, seed=len(case))
         got = ctx.call(x, S, case=case)
         if not (isinstance(got, tuple) and len(got) == 2):
             ctx.fail("return two things: the windows (B*nW, S, S, C) and the padded (Hp, Wp)",
@@ -115,8 +111,9 @@ def check_attention(ctx: Context) -> int:
     for i, (case, nh, H, W) in enumerate(cases):
         c, N = 8, H * W
         B = 2 if "2 windows" in case else 1
-        q, k, v = (_randn(B, nh, N, c, seed=10 * i + j) for j in range(3))
-        rh, rw = _randn(2 * H - 1, c, seed=10 * i + 3), _randn(2 * W - 1, c, seed=10 * i + 4)
+        q, k, v = (seeded_randn(B, nh, N, c, seed=10 * i + j) for j in range(3))
+        rh = seeded_randn(2 * H - 1, c, seed=10 * i + 3)
+        rw = seeded_randn(2 * W - 1, c, seed=10 * i + 4)
         logits = attention_logits(q, k, rh, rw, (H, W))
         qk = q @ k.transpose(-2, -1)
         mistakes = {

@@ -8,26 +8,13 @@ from torch import nn
 
 from ..modeling.prompt_encoder import PromptEncoder, fourier_features
 from ..transforms import ResizeLongestSide
-from ._core import Context, exercise
+from ._core import Context, exercise, nearest, seeded_generator
 
 __all__ = ["check_build_mask_downscaling", "check_embed_points", "check_fourier_features"]
 
 LAB = "02_positional_encoding"
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _closest(got: torch.Tensor, *candidates: torch.Tensor) -> torch.Tensor:
-    """The candidate nearest to ``got`` (one mistake key may cover a few ways of making it)."""
-    got = got.detach().cpu().double()
-
-    def distance(c: torch.Tensor) -> float:
-        c = c.detach().cpu().double()
-        return (c - got).abs().max().item() if c.shape == got.shape else math.inf
-
-    return min(candidates, key=distance)
 
 
 # --------------------------------------------------------------------- 1. Fourier features
@@ -52,17 +39,18 @@ def _closest(got: torch.Tensor, *candidates: torch.Tensor) -> torch.Tensor:
 )
 def check_fourier_features(ctx: Context) -> int:
     corners = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, 0.5]])
-    cases = [("5 random positions, F=4", torch.rand(5, 2, generator=_gen(1)), 4, 1.0),
-             ("a (2, 3, 4) batch of positions, F=6", torch.rand(2, 3, 4, 2, generator=_gen(2)),
-              6, 1.0),
+    few = torch.rand(5, 2, generator=seeded_generator(1))
+    batch = torch.rand(2, 3, 4, 2, generator=seeded_generator(2))
+    cases = [("5 random positions, F=4", few, 4, 1.0),
+             ("a (2, 3, 4) batch of positions, F=6", batch, 6, 1.0),
              ("the 4 corners and the centre, F=3, G scaled by 10", corners, 3, 10.0)]
     for case, coords, F, scale in cases:
-        G = scale * torch.randn(2, F, generator=_gen(F))
+        G = scale * torch.randn(2, F, generator=seeded_generator(F))
         expected = fourier_features(coords, G)
         sin, cos = expected[..., :F], expected[..., F:]
         got = ctx.call(coords.clone(), G.clone(), case=case)
         ctx.expect(got, expected, case, mistakes={
-            "no_centring": lambda c=coords, G=G, got=got: _closest(
+            "no_centring": lambda c=coords, G=G, got=got: nearest(
                 got, fourier_features((c + 1) / 2, G), fourier_features((c + 0.5) / 2, G)),
             "no_two_pi": lambda c=coords, G=G: fourier_features(c, G / (2 * math.pi)),
             "cos_first": lambda s=sin, c=cos: torch.cat([c, s], dim=-1),
@@ -78,7 +66,7 @@ def _encoder(seed: int) -> PromptEncoder:
     """A small prompt encoder for a 128x128 input, every weight drawn from a seeded generator."""
     encoder = PromptEncoder(embed_dim=16, image_embedding_size=(8, 8),
                             input_image_size=(128, 128), mask_in_chans=4)
-    g = _gen(seed)
+    g = seeded_generator(seed)
     with torch.no_grad():
         for p in list(encoder.parameters()) + list(encoder.buffers()):
             p.copy_(torch.randn(p.shape, generator=g))
@@ -150,14 +138,14 @@ def _point_mistakes(encoder: PromptEncoder, coords, labels, boxes, size, got) ->
             new = kinds.clone()
             new[:, -2:] = torch.tensor(corners)
             variants.append(relabel(new))
-        return _closest(got, *variants)
+        return nearest(got, *variants)
 
     def pad_rule() -> torch.Tensor:
         pad = table[0].expand(B, 1, -1)  # a pad token: no position, the "not a point" vector
         n = 0 if coords is None else coords.shape[1]
         if boxes is None:  # no pad where SAM adds one
             return reference[:, :-1]
-        return _closest(got, torch.cat([reference[:, :n], pad, reference[:, n:]], dim=1),
+        return nearest(got, torch.cat([reference[:, :n], pad, reference[:, n:]], dim=1),
                         torch.cat([reference, pad], dim=1))
 
     def flip(xy: torch.Tensor) -> torch.Tensor:
@@ -166,11 +154,11 @@ def _point_mistakes(encoder: PromptEncoder, coords, labels, boxes, size, got) ->
     return {
         "xy_swapped": lambda: shifted(flip),
         "no_pixel_centre": lambda: shifted(lambda xy: xy - 0.5),
-        "not_padded_frame": lambda: _closest(
+        "not_padded_frame": lambda: nearest(
             got, wrong_frame(w, h, resized, rboxes),
             wrong_frame(size[1], size[0], coords, boxes)),
         "no_resize": lambda: _tokens(encoder, coords, labels, boxes, size, resize=False),
-        "pad_keeps_position": lambda: _closest(got, pad_keeps_position(0.0),
+        "pad_keeps_position": lambda: nearest(got, pad_keeps_position(0.0),
                                                pad_keeps_position(0.5)),
         "label_offset": lambda: relabel(kinds - 1),
         "box_corner_labels": corner_labels,
@@ -214,7 +202,7 @@ def _clone(t: torch.Tensor | None) -> torch.Tensor | None:
     },
 )
 def check_embed_points(ctx: Context) -> int:
-    g = _gen(7)
+    g = seeded_generator(7)
 
     def pixels(B: int, n: int, size: tuple[int, int]) -> torch.Tensor:
         xy = torch.rand(B, n, 2, generator=g) * torch.tensor([size[1], size[0]])
@@ -251,7 +239,7 @@ def _reference_downscaling(mask_in_chans: int, embed_dim: int, seed: int) -> nn.
     encoder = PromptEncoder(embed_dim=embed_dim, image_embedding_size=(4, 4),
                             input_image_size=(64, 64), mask_in_chans=mask_in_chans)
     net = encoder.mask_downscaling
-    g = _gen(seed)
+    g = seeded_generator(seed)
     with torch.no_grad():  # random LayerNorm affines too, so a missing one shows
         for name, p in net.named_parameters():
             if isinstance(net[int(name.split(".")[0])], nn.Conv2d):
@@ -317,7 +305,8 @@ def check_build_mask_downscaling(ctx: Context) -> int:
         _diagnose_structure(ctx, net, reference, case)
         net.load_state_dict(reference.state_dict())  # SAM's weights in the student's layers
         net.eval()
-        masks = 4 * torch.randn(shape, generator=_gen(10 + i))  # logits, as the decoder makes
+        # Logits, as the decoder makes them.
+        masks = 4 * torch.randn(shape, generator=seeded_generator(10 + i))
 
         def with_relu(positions: tuple[int, ...], reference=reference, masks=masks):
             relu = copy.deepcopy(reference)
@@ -328,7 +317,7 @@ def check_build_mask_downscaling(ctx: Context) -> int:
         with torch.no_grad():
             got = ctx.run(net, masks.clone(), case=case)
             expected = reference(masks)
-            ctx.expect(got, expected, case, mistakes={"relu": lambda got=got: _closest(
+            ctx.expect(got, expected, case, mistakes={"relu": lambda got=got: nearest(
                 got, with_relu((2, 5)), with_relu((2,)), with_relu((5,)))},
                        name="the dense embedding")
     return len(cases)

@@ -13,13 +13,9 @@ from torch import nn
 
 from ..modeling.mask_decoder import MLP, hypernetwork_masks
 from ..modeling.transformer import Attention, TwoWayAttentionBlock
-from ._core import Context, exercise
+from ._core import Context, exercise, nearest, seeded_randn
 
 __all__ = ["check_downsampled_attention", "check_hypernetwork_masks", "check_two_way_block"]
-
-
-def _randn(*shape: int, seed: int) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 
 
 def _seeded(make: Callable[[], nn.Module], seed: int) -> nn.Module:
@@ -32,18 +28,6 @@ def _seeded(make: Callable[[], nn.Module], seed: int) -> nn.Module:
                 sub.weight.data += 0.3 * torch.randn_like(sub.weight)
                 sub.bias.data += 0.3 * torch.randn_like(sub.bias)
     return module.eval()
-
-
-def _nearest(got: object, makers: list[Callable[[], torch.Tensor]]) -> torch.Tensor:
-    """Of several ways to make one mistake, the output nearest to the student's ``got``."""
-    best, best_distance = None, float("inf")
-    for make in makers:
-        candidate = make()
-        if isinstance(got, torch.Tensor) and candidate.shape == got.shape:
-            distance = (candidate.double() - got.detach().cpu().double()).abs().max().item()
-            if distance < best_distance:
-                best, best_distance = candidate, distance
-    return makers[0]() if best is None else best
 
 
 # ---------------------------------------------------------------------- downsampled attention
@@ -99,19 +83,19 @@ def check_downsampled_attention(ctx: Context) -> int:
     with torch.no_grad():
         for i, (case, C, h, r, B, n, m) in enumerate(cases):
             layer = _seeded(lambda C=C, h=h, r=r: Attention(C, h, downsample_rate=r), seed=i)
-            q, k, v = _randn(B, n, C, seed=10 * i), _randn(B, m, C, seed=10 * i + 1), _randn(
-                B, m, C, seed=10 * i + 2)
+            q = seeded_randn(B, n, C, seed=10 * i)
+            k, v = seeded_randn(B, m, C, seed=10 * i + 1), seeded_randn(B, m, C, seed=10 * i + 2)
             got = ctx.call(layer, q, k, v, case=case)
             c, width = layer.internal_dim // h, layer.internal_dim
             a = (layer, q, k, v)
             mistakes = {
                 "softmax_axis": lambda a=a: _attend(*a, softmax_dim=-2),
-                "scale_full_width": lambda a=a, got=got, C=C, width=width: _nearest(got, [
+                "scale_full_width": lambda a=a, got=got, C=C, width=width: nearest(got, *[
                     lambda: _attend(*a, scale=width**-0.5), lambda: _attend(*a, scale=C**-0.5)]),
                 "no_scale": lambda a=a: _attend(*a, scale=1.0),
-                "heads_not_separated": lambda a=a, got=got, c=c: _nearest(got, [
+                "heads_not_separated": lambda a=a, got=got, c=c: nearest(got, *[
                     lambda: _attend(*a, heads=1), lambda: _attend(*a, heads=1, scale=c**-0.5)]),
-                "heads_reshaped": lambda a=a, got=got: _nearest(got, [
+                "heads_reshaped": lambda a=a, got=got: nearest(got, *[
                     lambda: _attend(*a, merge_by_reshape=True),
                     lambda: _attend(*a, split_by_reshape=True, merge_by_reshape=True),
                     lambda: _attend(*a, split_by_reshape=True)]),
@@ -159,7 +143,7 @@ def _block_mistakes(args: tuple, got: torch.Tensor, part: int) -> dict:
     """The block's mistakes as seen on output ``part`` (0 queries, 1 keys)."""
 
     def ways(*variants: dict) -> Callable[[], torch.Tensor]:
-        return lambda: _nearest(got, [lambda v=v: _block(*args, **v)[part] for v in variants])
+        return lambda: nearest(got, *[lambda v=v: _block(*args, **v)[part] for v in variants])
 
     if args[0].skip_first_layer_pe:  # layer 0
         layer_mistakes = {
@@ -217,10 +201,11 @@ def check_two_way_block(ctx: Context) -> int:
             block = _seeded(lambda skip=skip: TwoWayAttentionBlock(
                 C, num_heads=2, mlp_dim=32, attention_downsample_rate=2,
                 skip_first_layer_pe=skip), seed=i)
-            queries = _randn(B, K, T, C, seed=10 * i)
+            queries = seeded_randn(B, K, T, C, seed=10 * i)
             # In layer 0 the tokens are their own PE (TwoWayTransformer passes them as both).
-            query_pe = queries if skip else _randn(B, K, T, C, seed=10 * i + 1)
-            keys, key_pe = _randn(B, Kk, N, C, seed=10 * i + 2), _randn(1, 1, N, C, seed=10 * i + 3)
+            query_pe = queries if skip else seeded_randn(B, K, T, C, seed=10 * i + 1)
+            keys = seeded_randn(B, Kk, N, C, seed=10 * i + 2)
+            key_pe = seeded_randn(1, 1, N, C, seed=10 * i + 3)
             got = ctx.call(block, queries, keys, query_pe, key_pe, case=case)
             if not (isinstance(got, tuple) and len(got) == 2):
                 ctx.fail("return two things: the updated queries (B, K, T, C) and keys "
@@ -262,18 +247,18 @@ def check_hypernetwork_masks(ctx: Context) -> int:
     with torch.no_grad():
         for i, (case, B, M, P, h, w) in enumerate(cases):
             mlps = _seeded(lambda M=M: nn.ModuleList(MLP(C, C, C // 8, 3) for _ in range(M)), i)
-            hs = _randn(B, 1 + M + P, C, seed=10 * i)
-            upscaled = _randn(B, C // 8, h, w, seed=10 * i + 1)
+            hs = seeded_randn(B, 1 + M + P, C, seed=10 * i)
+            upscaled = seeded_randn(B, C // 8, h, w, seed=10 * i + 1)
             got = ctx.call(hs, upscaled, mlps, case=case)
             tokens, last = hs[:, 1 : 1 + M], upscaled.permute(0, 2, 3, 1)  # (B, M, C), (B,h,w,C')
             expected = hypernetwork_masks(tokens, last, mlps)
             mistakes = {
                 "off_by_one": lambda hs=hs, last=last, mlps=mlps, M=M: hypernetwork_masks(
                     hs[:, :M], last, mlps),
-                "shared_mlp": lambda got=got, t=tokens, last=last, mlps=mlps, M=M: _nearest(got, [
+                "shared_mlp": lambda got=got, t=tokens, last=last, mlps=mlps, M=M: nearest(got, *[
                     lambda: hypernetwork_masks(t, last, [mlps[0]] * M),
                     lambda: hypernetwork_masks(t, last, [mlps[-1]] * M)]),
-                "hw_transposed": lambda got=got, e=expected, h=h, w=w: _nearest(got, [
+                "hw_transposed": lambda got=got, e=expected, h=h, w=w: nearest(got, *[
                     lambda: e.flatten(2).unflatten(2, (w, h)), lambda: e.transpose(-2, -1)]),
                 "reshape_not_permute": lambda t=tokens, u=upscaled, mlps=mlps, B=B, h=h, w=w:
                     hypernetwork_masks(t, u.reshape(B, h, w, -1), mlps),

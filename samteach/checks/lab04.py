@@ -12,14 +12,10 @@ import torch.nn.functional as F
 from .. import losses
 from ..prompts import jitter_boxes, mask_to_box
 from ..training import next_round_prompts
-from ._core import Context, exercise
+from ._core import Context, exercise, seeded_generator
 
 __all__ = ["check_error_click", "check_focal_loss", "check_next_round", "check_noisy_box",
            "check_sam_loss"]
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _rect(size: tuple[int, int], x0: int, y0: int, x1: int, y1: int) -> torch.Tensor:
@@ -117,8 +113,8 @@ def check_error_click(ctx: Context) -> int:
     n = 8000
     case = "8x11 masks, 3 missed (FN) and 16 spilled (FP) pixels, 8000 draws"
     many = pred.expand(n, H, W), gt.expand(n, H, W)
-    points, labels = _clicks(ctx, *many, _gen(0), case)
-    if not _same_clicks((points, labels), _clicks(ctx, *many, _gen(0), case)):
+    points, labels = _clicks(ctx, *many, seeded_generator(0), case)
+    if not _same_clicks((points, labels), _clicks(ctx, *many, seeded_generator(0), case)):
         ctx.fail("two calls with generators of the same seed gave different clicks: draw all "
                  "randomness from `generator` (e.g. torch.multinomial(..., generator=generator))",
                  case)
@@ -139,21 +135,21 @@ def check_error_click(ctx: Context) -> int:
                  "FN | FP must be equally likely (uniform, not weighted by depth)", case)
 
     case = "prediction covers the object and more (FP only): background clicks"
-    points, labels = _clicks(ctx, (gt | fp).expand(50, H, W), gt.expand(50, H, W), _gen(1),
-                             case)
+    points, labels = _clicks(ctx, (gt | fp).expand(50, H, W), gt.expand(50, H, W),
+                             seeded_generator(1), case)
     if (labels == -1).all():  # nothing drawn: only FN counted as an error
         ctx.fail("fn_only", case)
     _where_clicks_land(ctx, points, labels, torch.zeros_like(fp), fp, case)
 
     case = "empty prediction (as before the first click): foreground clicks"
     points, labels = _clicks(ctx, torch.zeros(50, H, W, dtype=torch.bool), gt.expand(50, H, W),
-                             _gen(2), case)
+                             seeded_generator(2), case)
     _where_clicks_land(ctx, points, labels, gt, torch.zeros_like(gt), case)
 
     case = "a batch of 3: perfect, missed, spilled (perfect -> padding)"
     batch_gt = torch.stack([gt, gt, _rect((H, W), 7, 0, 10, 7)])
     batch_pred = torch.stack([gt, gt & ~fn, _rect((H, W), 6, 0, 10, 7)])
-    points, labels = _clicks(ctx, batch_pred, batch_gt, _gen(3), case)
+    points, labels = _clicks(ctx, batch_pred, batch_gt, seeded_generator(3), case)
     if labels[0] != -1 or points[0].abs().sum() != 0:
         ctx.fail("where the prediction is perfect there is nothing to correct: return the "
                  "padding click, point (0, 0) with label -1", case)
@@ -243,7 +239,7 @@ def check_next_round(ctx: Context) -> int:
              ("2 prompts, a single-mask round (M = 1)", 2, 1, (16, 16)),
              ("4 prompts, 3 outputs, already 2 clicks each", 4, 3, (12, 12))]
     for i, (case, P, M, (h, w)) in enumerate(cases):
-        g = _gen(10 + i)
+        g = seeded_generator(10 + i)
         low_res = 4 * torch.randn(P, M, h, w, generator=g)
         if M > 1:  # make the three outputs differ clearly: output m is shifted by m - 1
             low_res = low_res + torch.arange(M).view(1, M, 1, 1) - 1.0
@@ -257,13 +253,13 @@ def check_next_round(ctx: Context) -> int:
         labels[:, 1] = -1 if i == 0 else labels[:, 1]
         leaf = low_res.clone().requires_grad_(True)
         got = ctx.call(points.clone(), labels.clone(), leaf, iou_pred.clone(), gt.clone(),
-                       _gen(100 + i), case=case)
+                       seeded_generator(100 + i), case=case)
         if not (isinstance(got, tuple) and len(got) == 3):
             ctx.fail("return three things: points (P, N + 1, 2), labels (P, N + 1) and the "
                      "mask_input (P, 1, h, w)", case)
         new_points, new_labels, mask_input = got
         exp_points, exp_labels, exp_mask = next_round_prompts(points, labels, low_res, iou_pred,
-                                                              gt, _gen(100 + i))
+                                                              gt, seeded_generator(100 + i))
         if isinstance(mask_input, torch.Tensor) and mask_input.requires_grad:
             ctx.fail("not_detached", case)
         if isinstance(mask_input, torch.Tensor) and (
@@ -298,7 +294,7 @@ def check_next_round(ctx: Context) -> int:
     },
 )
 def check_focal_loss(ctx: Context) -> int:
-    g = _gen(4)
+    g = seeded_generator(4)
     cases = [("2 prompts x 3 masks of 6x7, bool targets", 3 * torch.randn(2, 3, 6, 7, generator=g),
               torch.rand(2, 3, 6, 7, generator=g) > 0.6),
              ("4 masks of 5x5, soft targets (share of each pixel covered)",
@@ -343,7 +339,7 @@ def check_focal_loss(ctx: Context) -> int:
     },
 )
 def check_sam_loss(ctx: Context) -> int:
-    g = _gen(5)
+    g = seeded_generator(5)
     cases = []
     logits = 2 * torch.randn(4, 3, 8, 8, generator=g)
     targets = torch.rand(4, 8, 8, generator=g) > 0.5
