@@ -39,7 +39,7 @@ import numpy as np
 
 from .data.record import check_mask
 
-__all__ = ["Click", "Clicker", "distance_to_boundary"]
+__all__ = ["Click", "Clicker", "distance_to_boundary", "suggest_click"]
 
 
 @dataclass(frozen=True)
@@ -92,20 +92,10 @@ class Clicker:
             The new click, also appended to ``clicks``.
         """
         pred_mask = check_mask(pred_mask, "pred_mask", self.gt_mask.shape, allow_empty=True)
-        fn_depth = self._depth(self.gt_mask & ~pred_mask)  # missed object
-        fp_depth = self._depth(~self.gt_mask & pred_mask)  # wrongly taken background
-        # Strictly deeper FN -> positive; a tie (perfect prediction included) -> negative.
-        is_positive = bool(fn_depth.max() > fp_depth.max())
-        depth = fn_depth if is_positive else fp_depth
-        y, x = _first_argmax(depth)
-        click = Click(x=x, y=y, is_positive=is_positive)
+        click = _next_click(self.gt_mask, pred_mask, self._not_clicked)
         self.clicks.append(click)
-        self._not_clicked[y, x] = False
+        self._not_clicked[click.y, click.x] = False
         return click
-
-    def _depth(self, error: np.ndarray) -> np.ndarray:
-        """(H, W) bool error region -> (H, W) float32 distance to its boundary, 0 if clicked."""
-        return distance_to_boundary(error) * self._not_clicked
 
     @property
     def points(self) -> np.ndarray:
@@ -116,6 +106,43 @@ class Clicker:
     def labels(self) -> np.ndarray:
         """(n,) int labels of the clicks so far: 1 positive (foreground), 0 negative."""
         return np.array([int(c.is_positive) for c in self.clicks], dtype=np.int64)
+
+
+def suggest_click(
+    gt_mask: np.ndarray, pred_mask: np.ndarray, clicked: np.ndarray | None = None
+) -> Click:
+    """The click RITM's robot would make next, without a ``Clicker`` keeping score.
+
+    For a caller that keeps its own list of clicks, like the interactive demo's teaching mode.
+
+    Args:
+        gt_mask: (H, W) bool, the object wanted; at least one pixel.
+        pred_mask: (H, W) bool, the current prediction.
+        clicked: (n, 2) pixel (x, y) of the clicks made so far (never clicked again); rounded
+            to the nearest pixel, and those outside the image are ignored.
+
+    Returns:
+        The next click.
+    """
+    gt_mask = check_mask(gt_mask, "gt_mask")
+    pred_mask = check_mask(pred_mask, "pred_mask", gt_mask.shape, allow_empty=True)
+    not_clicked = np.ones(gt_mask.shape, dtype=bool)  # (H, W)
+    if clicked is not None:
+        xy = np.rint(np.asarray(clicked, dtype=float).reshape(-1, 2)).astype(int)  # (n, 2)
+        inside = (xy >= 0).all(axis=1) & (xy[:, 0] < gt_mask.shape[1]) & (
+            xy[:, 1] < gt_mask.shape[0])
+        not_clicked[xy[inside, 1], xy[inside, 0]] = False
+    return _next_click(gt_mask, pred_mask, not_clicked)
+
+
+def _next_click(gt_mask: np.ndarray, pred_mask: np.ndarray, not_clicked: np.ndarray) -> Click:
+    """Steps 1-5 of the module docstring on checked (H, W) bool arrays."""
+    fn_depth = distance_to_boundary(gt_mask & ~pred_mask) * not_clicked  # missed object
+    fp_depth = distance_to_boundary(~gt_mask & pred_mask) * not_clicked  # wrong background
+    # Strictly deeper FN -> positive; a tie (perfect prediction included) -> negative.
+    is_positive = bool(fn_depth.max() > fp_depth.max())
+    y, x = _first_argmax(fn_depth if is_positive else fp_depth)
+    return Click(x=x, y=y, is_positive=is_positive)
 
 
 def distance_to_boundary(region: np.ndarray) -> np.ndarray:

@@ -83,6 +83,24 @@ def ref():
 
 
 @pytest.fixture(scope="session")
+def trained_tiny():
+    """The tiny model the course ships, in eval mode (the demo and session tests click on it)."""
+    return build_sam("tiny", pretrained=True).eval()
+
+
+# Scene 1's object 4 (a liquid): the trained tiny model's first click on it spills over onto the
+# solid below, and RITM's second click is a background click inside that spill.
+SPILL_SEED, SPILL_TARGET = 1, 4
+
+
+@pytest.fixture(scope="session")
+def spill_scene():
+    from samteach.data.scenes import make_scene
+
+    return make_scene(SPILL_SEED)
+
+
+@pytest.fixture(scope="session")
 def tiny_twins():
     return twins(get_config("tiny"))
 
