@@ -33,6 +33,7 @@ __all__ = [
     "MASK_COLOR",
     "PALETTE",
     "plot_miou_curve",
+    "plot_sa1b_statistics",
     "show_box",
     "show_error_regions",
     "show_image",
@@ -315,6 +316,40 @@ def show_masks_grid(
         show_image(array, ax)
         show_mask(mask, ax)
         ax.set_title(title, fontsize="medium")
+    return fig
+
+
+def plot_sa1b_statistics(stats: object, title: str | None = None) -> Figure:
+    """SA-1B's three portraits of a dataset (SAM paper Fig. 5-6), from ``sa1b_statistics``.
+
+    Left, images per bin of masks per image (the lecture's bins, <50 ... >500); middle, the
+    distribution of mask sizes sqrt(mask area / image area); right, where mask centres lie,
+    as a 2-D histogram over the image normalised to [0, 1].
+
+    Args:
+        stats: a :class:`samteach.amg.stats.SA1BStats`.
+        title: a title over the three panels.
+
+    Returns:
+        The figure.
+    """
+    if not all(hasattr(stats, a) for a in ("histogram", "relative_sizes", "centres")):
+        raise TypeError(f"stats must be an SA1BStats (samteach.amg.stats.sa1b_statistics); got "
+                        f"{_describe(stats)}")
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
+    histogram = stats.histogram()
+    axes[0].bar(range(len(histogram)), list(histogram.values()), color=PALETTE[0])
+    axes[0].set_xticks(range(len(histogram)), list(histogram), rotation=30)
+    axes[0].set(xlabel="masks per image", ylabel="images")
+    axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[1].hist(stats.relative_sizes, bins=np.linspace(0, 1, 21), color=PALETTE[1])
+    axes[1].set(xlabel="sqrt(mask area / image area)", ylabel="masks", xlim=(0, 1))
+    centres = np.asarray(stats.centres).reshape(-1, 2)
+    axes[2].hist2d(centres[:, 0], centres[:, 1], bins=10, range=[[0, 1], [0, 1]], cmap="viridis")
+    axes[2].set(xlabel="centre x / W", ylabel="centre y / H", aspect="equal")
+    axes[2].invert_yaxis()  # image coordinates: y grows downwards
+    if title:
+        fig.suptitle(title)
     return fig
 
 

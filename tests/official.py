@@ -47,6 +47,58 @@ def _ensure_torchvision_resize() -> None:
     })
 
 
+def _ensure_torchvision_ops() -> None:
+    """``torchvision.ops.boxes.{batched_nms, box_area}`` for the official mask generator.
+
+    Without a working torchvision, a plain reference of torchvision's documented semantics:
+    visit boxes by decreasing score (ties in input order), drop any box whose IoU with a kept
+    box of the same category is > iou_threshold; area = (x1 - x0) * (y1 - y0). Deliberately
+    a loop over pairs, nothing like samteach's vectorised NMS, so the comparison means something.
+    """
+    try:
+        from torchvision.ops.boxes import batched_nms, box_area  # only: importable?
+
+        return
+    except Exception:
+        for name in [m for m in sys.modules if m == "torchvision.ops" or
+                     m.startswith("torchvision.ops.")]:
+            del sys.modules[name]
+    import torch
+
+    def box_area(boxes):
+        return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+    def iou(a, b):
+        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+        return w * h / union if union > 0 else float("nan")
+
+    def batched_nms(boxes, scores, idxs, iou_threshold):
+        order = torch.argsort(scores, descending=True, stable=True).tolist()
+        b, cats, kept = boxes.tolist(), idxs.tolist(), []
+        for i in order:
+            if all(cats[i] != cats[k] or not iou(b[i], b[k]) > iou_threshold for k in kept):
+                kept.append(i)
+        return torch.as_tensor(kept, dtype=torch.long)
+
+    _ensure_torchvision_resize()  # makes the torchvision package stand-in if there is none
+    torchvision = sys.modules.get("torchvision") or types.ModuleType("torchvision")
+    ops, boxes = types.ModuleType("torchvision.ops"), types.ModuleType("torchvision.ops.boxes")
+    boxes.batched_nms, boxes.box_area = batched_nms, box_area
+    ops.boxes, torchvision.ops = boxes, ops
+    sys.modules.update({"torchvision": torchvision, "torchvision.ops": ops,
+                        "torchvision.ops.boxes": boxes})
+
+
+def reference_batched_nms():
+    """torchvision's ``batched_nms``, or the stand-in the official generator runs with."""
+    _ensure_torchvision_ops()
+    from torchvision.ops.boxes import batched_nms
+
+    return batched_nms
+
+
 def load(submodule: str = "modeling") -> types.ModuleType:
     """``segment_anything.<submodule>`` imported without the package ``__init__``."""
     if "segment_anything" not in sys.modules:
@@ -58,6 +110,9 @@ def load(submodule: str = "modeling") -> types.ModuleType:
         sys.modules["segment_anything"] = package
     if submodule in ("predictor", "utils.transforms"):
         _ensure_torchvision_resize()
+    if submodule == "automatic_mask_generator":
+        _ensure_torchvision_resize()
+        _ensure_torchvision_ops()
     return importlib.import_module(f"segment_anything.{submodule}")
 
 

@@ -10,5 +10,6 @@ from .lab01 import *  # noqa: F403 -- each lab module exports its checks
 from .lab02 import *  # noqa: F403
 from .lab03 import *  # noqa: F403
 from .lab04 import *  # noqa: F403
+from .lab06 import *  # noqa: F403
 
 __all__ = ["EXERCISES", "CheckFailed", "Exercise", *sorted(f"check_{n}" for n in EXERCISES)]
