@@ -149,6 +149,13 @@ def ask(client, expression: str) -> object:
     return json.loads(text)
 
 
+def nearest(client, on_object: bool, x: int, y: int) -> list[int]:
+    """The pixel [x, y] on (or off) the demo's target object nearest to (x, y)."""
+    region = "demo.session.target" if on_object else "~demo.session.target"
+    return ask(client, f"(lambda yx: [int(v) for v in yx[((yx - [{y}, {x}]) ** 2).sum(1)"
+                       f".argmin()][::-1]])(__import__('numpy').argwhere({region}))")
+
+
 def state(client) -> dict:
     return ask(client, "{'points': demo.session.points.tolist(), "
                        "'labels': demo.session.labels.tolist(), "
@@ -213,17 +220,13 @@ def click_and_check(page, client, lab: JupyterLab, errors: list[str]) -> None:
     initial = state(client)
     assert initial["points"] == [] and initial["mask"] == 0, initial
     target = ask(client, "[demo.session.suggest_click().x, demo.session.suggest_click().y]")
-    off = ("(lambda m, x, y: [int(v) for v in __import__('numpy').argwhere(~m)[((__import__("
-           "'numpy').argwhere(~m) - [y, x]) ** 2).sum(1).argmin()][::-1]])(demo.session.target, "
-           "{}, {})")  # the pixel off the object nearest to (x, y)
-    right = ask(client, off.format(target[0] + 12, target[1]))
-    left = ask(client, off.format(target[0] - 12, target[1] + 4))
+    right = nearest(client, False, target[0] + 12, target[1])  # background pixels
+    left = nearest(client, False, target[0] - 12, target[1] + 4)
 
     def at(pixel: list[int]) -> tuple[float, float]:
         """Page coordinates of an image pixel's centre, however the canvas is displayed."""
         box = canvas.bounding_box()
-        width, height = ask(client, "[demo.canvas.width, demo.canvas.height]")
-        size = ask(client, "list(demo.session.size)")
+        size = ask(client, "list(demo.session.size)")  # (H, W) of the image
         return (box["x"] + (pixel[0] + 0.5) * box["width"] / size[1],
                 box["y"] + (pixel[1] + 0.5) * box["height"] / size[0])
 
@@ -253,6 +256,15 @@ def click_and_check(page, client, lab: JupyterLab, errors: list[str]) -> None:
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     widget = page.locator(".jp-OutputArea-output", has=page.locator("canvas")).last
     widget.screenshot(path=SCREENSHOT)
+    # Shown smaller than its pixels (CSS 300 px for a 512 px canvas): a click still lands on
+    # the image pixel under the mouse.
+    ask(client, "[setattr(demo.canvas.layout, side, '300px') for side in ('width', 'height')]")
+    _wait(lambda: abs(canvas.bounding_box()["width"] - 300) < 1, 30, "the canvas to shrink", lab)
+    pixel = nearest(client, True, target[0] + 1, target[1] - 4)
+    page.mouse.click(*at(pixel))
+    expected["points"].append([float(pixel[0]), float(pixel[1])])
+    now = _wait(lambda: _has(state(client), expected), 30, "the click on the small canvas", lab)
+    assert now["points"] == expected["points"] and now["labels"] == [1, 0, 0, 1], now
     assert not errors, errors
 
 
