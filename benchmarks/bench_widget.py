@@ -8,7 +8,8 @@ scene after another, 5 clicks per object, then reset -- so first clicks (three m
 clicks (one mask, previous logits fed back) both appear, as in real use. The same sequence is
 replayed by:
 
-* widget: ``ClickDemo`` headless: ipycanvas' ``mouse_down``/``mouse_up`` and ipyevents'
+* widget: ``ClickDemo`` headless (and again in teaching mode, which adds the error regions and
+  the robot's next click to every redraw): ipycanvas' ``mouse_down``/``mouse_up`` and ipyevents'
   ``mousedown`` messages delivered as the kernel's comm delivers them, up to the redrawn mask
   overlay and stars (PNG-encoded for the browser). What a student waits for, minus the network.
 * session: ``PromptSession.add_point`` alone (prompt encoder + mask decoder + bookkeeping).
@@ -56,12 +57,13 @@ def click_sequence(sam, n: int) -> list[tuple[int, int, int, bool, int]]:
     return sequence
 
 
-def time_widget(sam, sequence) -> list[float]:
+def time_widget(sam, sequence, teaching: bool = False) -> list[float]:
     times, demo, seed = [], None, None
     for scene_seed, x, y, foreground, k in sequence:
         if scene_seed != seed:
             seed = scene_seed
-            demo = ClickDemo(sam, make_scene(seed).image)
+            scene = make_scene(seed)
+            demo = ClickDemo(sam, scene.image, target=scene.masks[0] if teaching else None)
             scale = demo.canvas.width / demo.session.size[1]
         if k == 0:
             demo.buttons.reset.click()
@@ -150,6 +152,7 @@ def main() -> None:
     print(f"click -> mask, tiny model (128 px), {len(sequence)} clicks ({firsts} first clicks "
           f"with 3 masks), {torch.get_num_threads()} CPU threads, torch {torch.__version__}")
     runs = {"widget (headless, to the redrawn overlay)": (time_widget, sam),
+            "widget, teaching mode on": (lambda m, q: time_widget(m, q, teaching=True), sam),
             "session (PromptSession.add_point)": (time_session, sam)}
     if theirs is not None:
         runs["official SamPredictor.predict"] = (time_official, theirs)

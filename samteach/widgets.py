@@ -109,6 +109,7 @@ class ClickDemo(widgets.VBox):
         self.last_latency: float | None = None
         self.last_error: str | None = None
         self._press, self._dragging = None, False  # the gesture in progress
+        self._suggested = None  # teaching mode's next click for the mask shown
         self._pairs = _PressPairs()
         self.canvas = MultiCanvas(3, width=display_size, height=display_size)
         self.buttons = _Controls()
@@ -137,6 +138,7 @@ class ClickDemo(widgets.VBox):
         self.canvas.layout = widgets.Layout(width=f"{width}px", height=f"{height}px")
         self.buttons.teach.disabled = target is None
         self.buttons.teach.value = target is not None
+        self._suggest()
         self._redraw()
         self._show_status("left click: foreground · right or shift+click: background · "
                           "drag: box")
@@ -166,7 +168,7 @@ class ClickDemo(widgets.VBox):
         b.reset.on_click(lambda _: self._reset())
         b.suggest.on_click(lambda _: self._take_suggestion())
         b.mask.observe(self._on_mask_choice, "value")
-        b.teach.observe(lambda _: self._redraw(), "value")
+        b.teach.observe(self._on_teach, "value")
 
     @_reported
     def _on_dom_event(self, event: dict) -> None:
@@ -251,7 +253,7 @@ class ClickDemo(widgets.VBox):
 
     @_reported
     def _take_suggestion(self) -> None:
-        click = self._suggestion()
+        click = self._suggested if self._teaching else None
         if click is None:
             return self._ignored("no suggestion: teaching mode needs a target, and an error")
         start = time.perf_counter()
@@ -266,9 +268,20 @@ class ClickDemo(widgets.VBox):
         self.session.choose_mask(change["new"])
         self._after_prediction(time.perf_counter())
 
+    @_reported
+    def _on_teach(self, change: dict) -> None:
+        if self.session is None:
+            return
+        self._suggest()
+        with hold_canvas():
+            self._draw_overlay()
+            self._draw_prompts()
+        self._show_status(self._describe())
+
     # ------------------------------------------------------------------ drawing
     def _after_prediction(self, start: float) -> None:
         self.buttons.show(self.session)
+        self._suggest()
         with hold_canvas():
             self._draw_overlay()
             self._draw_prompts()
@@ -317,7 +330,7 @@ class ClickDemo(widgets.VBox):
             layer.stroke_rect(x0 * sx, y0 * sy, (x1 - x0 + 1) * sx, (y1 - y0 + 1) * sy)
         for (x, y), label in zip(session.points, session.labels, strict=True):
             _star(layer, (x + 0.5) * sx, (y + 0.5) * sy, "#00c000" if label else "#e00000")
-        click = self._suggestion() if self._teaching else None
+        click = self._suggested if self._teaching else None
         if click is not None:
             _star(layer, (click.x + 0.5) * sx, (click.y + 0.5) * sy, None)
         if rubber_band is not None:
@@ -333,10 +346,10 @@ class ClickDemo(widgets.VBox):
         return self.session is not None and self.session.target is not None \
             and self.buttons.teach.value
 
-    def _suggestion(self):
-        if not self._teaching:
-            return None
-        return self.session.suggest_click(self.rule)
+    def _suggest(self) -> None:
+        """The robot's next click, made once per new mask: the star, the status line and the
+        "take suggested click" button all show the same one (the training rule is random)."""
+        self._suggested = self.session.suggest_click(self.rule) if self._teaching else None
 
     def _describe(self) -> str:
         session = self.session
@@ -351,7 +364,7 @@ class ClickDemo(widgets.VBox):
                          f"(model {1000 * prediction.seconds:.0f} ms)")
         if self._teaching:
             parts.append(f"IoU with the target {session.target_iou():.2f}")
-            click = self._suggestion()
+            click = self._suggested
             if click is not None:
                 kind = "foreground" if click.is_positive else "background"
                 parts.append(f"{self.rule} would click {kind} at ({click.x}, {click.y}) ☆")

@@ -7,8 +7,11 @@ comm uses, and assert on the session behind the picture. ipywidgets' dispatcher 
 exceptions raised in callbacks, so every test asserts effects, never the absence of a raise.
 """
 
+import re
+
 import numpy as np
 import pytest
+import torch
 
 from samteach import SamPredictor
 from samteach.data.scenes import make_scene
@@ -200,6 +203,22 @@ def test_teaching_mode_suggests_and_takes_the_robots_click(demo, spill_scene):
     following = demo.session.suggest_click()
     kind = "foreground" if following.is_positive else "background"
     assert f"ritm would click {kind} at ({following.x}, {following.y})" in demo.status.value
+    demo.buttons.teach.value = False  # the status line follows the toggle
+    assert "IoU with the target" not in demo.status.value and "would click" not in demo.status.value
+    demo.buttons.teach.value = True
+    assert "IoU with the target" in demo.status.value
+
+
+def test_with_the_training_rule_the_click_shown_is_the_click_taken(trained_tiny, spill_scene):
+    torch.manual_seed(0)  # the training sampler draws from torch's default generator
+    demo = ClickDemo(trained_tiny, spill_scene.image, target=spill_scene.masks[SPILL_TARGET],
+                     rule="training")
+    click(demo, 162, 242)
+    shown = re.search(r"training would click (\w+) at \((\d+), (\d+)\)", demo.status.value)
+    assert shown is not None, demo.status.value
+    demo.buttons.suggest.click()
+    assert demo.session.points[-1].tolist() == [int(shown[2]), int(shown[3])]
+    assert demo.session.labels[-1] == int(shown[1] == "foreground")
 
 
 def test_teaching_is_off_without_a_target(trained_tiny, spill_scene):
