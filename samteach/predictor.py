@@ -284,3 +284,13 @@ class SamPredictor:
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=torch.float, device=self.device)
+
+
+def as_predictor(model: Sam | SamPredictor, name: str = "predictor") -> SamPredictor:
+    """A ``SamPredictor`` for ``model``: itself if it is one, a new one around a ``Sam``."""
+    if isinstance(model, SamPredictor):
+        return model
+    if isinstance(model, Sam):
+        return SamPredictor(model)
+    raise TypeError(f"{name} must be a samteach SamPredictor or Sam model (see "
+                    f"samteach.build_sam); got {type(model).__name__}")

@@ -31,8 +31,9 @@ import torch
 
 from .clicker import Click, suggest_click
 from .data.record import check_mask
+from .metrics import iou
 from .modeling import Sam
-from .predictor import SamPredictor
+from .predictor import SamPredictor, as_predictor
 
 __all__ = ["Prediction", "PromptSession", "load_image"]
 
@@ -100,12 +101,7 @@ class PromptSession:
 
     def __init__(self, predictor: SamPredictor | Sam, image: object,
                  target: np.ndarray | None = None) -> None:
-        if isinstance(predictor, Sam):
-            predictor = SamPredictor(predictor)
-        if not isinstance(predictor, SamPredictor):
-            raise TypeError(f"predictor must be a samteach SamPredictor or Sam model; got "
-                            f"{type(predictor).__name__}")
-        self.predictor = predictor
+        self.predictor = predictor = as_predictor(predictor)
         self.image = load_image(image)
         predictor.set_image(self.image)
         self._features = predictor.features  # to notice if someone else re-uses the predictor
@@ -211,9 +207,7 @@ class PromptSession:
 
     def target_iou(self) -> float:
         """IoU of the mask shown with the target."""
-        target = self._require_target("target_iou")
-        union = (target | self.mask).sum()
-        return float((target & self.mask).sum() / union) if union else 1.0
+        return iou(self.mask, self._require_target("target_iou"))
 
     def suggest_click(self, rule: str = "ritm",
                       generator: torch.Generator | None = None) -> Click | None:

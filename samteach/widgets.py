@@ -90,15 +90,9 @@ class ClickDemo(widgets.VBox):
 
     def __init__(self, predictor, image, target: np.ndarray | None = None,
                  display_size: int = 512, rule: str = "ritm") -> None:
-        from .predictor import SamPredictor
+        from .predictor import as_predictor
 
-        if not isinstance(predictor, SamPredictor):
-            from .modeling import Sam
-
-            if not isinstance(predictor, Sam):
-                raise TypeError(f"predictor must be a samteach SamPredictor or Sam; got "
-                                f"{type(predictor).__name__}")
-            predictor = SamPredictor(predictor)
+        predictor = as_predictor(predictor)
         if isinstance(display_size, bool) or not isinstance(display_size, int) \
                 or not 16 <= display_size <= 4096:
             raise ValueError(f"display_size must be an int in [16, 4096]; got {display_size!r}")
@@ -273,27 +267,27 @@ class ClickDemo(widgets.VBox):
         if self.session is None:
             return
         self._suggest()
-        with hold_canvas():
-            self._draw_overlay()
-            self._draw_prompts()
+        self._paint()
         self._show_status(self._describe())
 
     # ------------------------------------------------------------------ drawing
     def _after_prediction(self, start: float) -> None:
         self.buttons.show(self.session)
         self._suggest()
-        with hold_canvas():
-            self._draw_overlay()
-            self._draw_prompts()
+        self._paint()
         self.last_latency = time.perf_counter() - start
         self._show_status(self._describe())
 
     def _redraw(self, *_) -> None:
-        if self.session is None:
-            return
+        if self.session is not None:
+            self._paint(image=True)
+
+    def _paint(self, image: bool = False) -> None:
+        """Send the mask overlay and the prompts (and the image) in one batch of commands."""
         with hold_canvas():
-            self._put(0, np.dstack([self.session.image,
-                                    np.full(self.session.size, 255, np.uint8)]))
+            if image:
+                self._put(0, np.dstack([self.session.image,
+                                        np.full(self.session.size, 255, np.uint8)]))
             self._draw_overlay()
             self._draw_prompts()
 

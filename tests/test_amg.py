@@ -301,7 +301,7 @@ def test_bad_options(trained_tiny, options, error, message):
 
 
 def test_bad_model_preset_and_image(trained_tiny):
-    with pytest.raises(TypeError, match="model must be a samteach Sam or SamPredictor"):
+    with pytest.raises(TypeError, match="model must be a samteach SamPredictor or Sam"):
         SamAutomaticMaskGenerator("tiny")
     with pytest.raises(ValueError, match="config must be an AMGConfig or one of"):
         SamAutomaticMaskGenerator(trained_tiny, "fast")

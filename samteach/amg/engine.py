@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.record import SegmentationRecord
-from ..predictor import SamPredictor
+from ..predictor import SamPredictor, as_predictor
 from ..session import PromptSession
 from .generator import SamAutomaticMaskGenerator
 
@@ -115,7 +115,7 @@ def run_data_engine(sam, records: list[SegmentationRecord], config="cpu_lab",
     """
     from tqdm.auto import tqdm
 
-    predictor = sam if isinstance(sam, SamPredictor) else SamPredictor(sam)
+    predictor = as_predictor(sam, "sam")
     generator = SamAutomaticMaskGenerator(predictor, config)
     results = {stage: [] for stage in STAGES}
     for record in tqdm(records, desc="data engine", leave=False):

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..modeling import Sam
-from ..predictor import SamPredictor
+from ..predictor import SamPredictor, as_predictor
 from ..validate import check_image
 from .filters import box_area, masks_to_boxes, nms, stability_score
 from .grids import (
@@ -167,11 +167,7 @@ class SamAutomaticMaskGenerator:
 
     def __init__(self, model: Sam | SamPredictor, config: AMGConfig | str | None = None,
                  **options) -> None:
-        if isinstance(model, Sam):
-            model = SamPredictor(model)
-        if not isinstance(model, SamPredictor):
-            raise TypeError(f"model must be a samteach Sam or SamPredictor; got "
-                            f"{type(model).__name__}")
+        model = as_predictor(model, "model")
         if isinstance(config, str):
             if config not in AMG_PRESETS:
                 raise ValueError(f"config must be an AMGConfig or one of {list(AMG_PRESETS)}; "
