@@ -119,6 +119,7 @@ def _build_mask_decoder(cfg: MaskDecoderConfig, attention: str) -> MaskDecoder:
         num_multimask_outputs=cfg.num_multimask_outputs,
         iou_head_depth=cfg.iou_head_depth,
         iou_head_hidden_dim=cfg.iou_head_hidden_dim,
+        use_high_res_features=cfg.use_high_res_features,
     )
 
 

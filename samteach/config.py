@@ -50,6 +50,9 @@ class ImageEncoderConfig:
     rel_pos_zero_init: bool = True
     window_size: int = 14  # local 14x14 windows in most blocks keep attention cost linear
     global_attn_indexes: tuple[int, ...] = (2, 5, 8, 11)  # a few global blocks mix windows
+    # SAM 2's high-res path, for a plain ViT: a small conv stem computes features finer than a
+    # patch for the decoder's upscaling (boundaries inside a patch). Off in Meta's SAM 1 models.
+    high_res_stem: bool = False
 
     def __post_init__(self) -> None:
         _check_positive(self, "img_size", "patch_size", "in_chans", "embed_dim", "depth")
@@ -66,6 +69,9 @@ class ImageEncoderConfig:
         bad = [i for i in self.global_attn_indexes if not 0 <= i < self.depth]
         if bad:
             raise ValueError(f"global_attn_indexes {bad} are outside the {self.depth} blocks")
+        if self.high_res_stem and (self.patch_size % 4 or self.out_chans % 8):
+            raise ValueError(f"high_res_stem needs patch_size divisible by 4 and out_chans by 8; "
+                             f"got {self.patch_size} and {self.out_chans}")
 
     @property
     def embedding_size(self) -> int:
@@ -109,6 +115,8 @@ class MaskDecoderConfig:
     num_multimask_outputs: int = 3  # whole, part, subpart: three answers to an ambiguous click
     iou_head_depth: int = 3
     iou_head_hidden_dim: int = 256
+    # Add the image encoder's high_res_stem maps into the upscaling (SAM 2). Off for SAM 1.
+    use_high_res_features: bool = False
 
     def __post_init__(self) -> None:
         _check_positive(self, "transformer_dim", "transformer_depth", "transformer_mlp_dim")
@@ -154,6 +162,8 @@ class SamConfig:
              "image_encoder img_size / patch_size", grid),
             ("prompt_encoder.input_image_size", pe.input_image_size, "image_encoder.img_size",
              (enc.img_size, enc.img_size)),
+            ("mask_decoder.use_high_res_features", dec.use_high_res_features,
+             "image_encoder.high_res_stem", enc.high_res_stem),
         ]
         for name, value, other, expected in checks:
             if value != expected:

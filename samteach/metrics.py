@@ -32,6 +32,7 @@ import torch
 from .clicker import Clicker
 
 __all__ = [
+    "SIZE_BINS",
     "STANDARD_CLICKS",
     "EvaluationResult",
     "evaluate",
@@ -215,6 +216,14 @@ def noc_nof(
             "nof": {t: int((n == max_clicks).sum()) for t, n in counts.items()}}
 
 
+STANDARD_CLICKS = (1, 2, 3, 5, 9)  # the k of mIoU@k that RITM-style papers report
+
+# Instance sizes as shares of the image area: small < 1% <= medium < 10% <= large. (COCO's
+# 32^2 and 96^2 pixel limits are shares 0.3% and 3% of a 640x480 photo; our images are smaller
+# and hold bigger things, and a share does not change when an image is resized.)
+SIZE_BINS = {"small": (0.0, 0.01), "medium": (0.01, 0.1), "large": (0.1, 1.0)}
+
+
 @dataclass
 class EvaluationResult:
     """The scores of :func:`evaluate`.
@@ -224,12 +233,17 @@ class EvaluationResult:
         miou: {k: mean IoU after k clicks}.
         noc: {IoU threshold: mean number of clicks to reach it}.
         nof: {IoU threshold: number of samples that never reached it within max_clicks}.
+        areas: (S,) each ground truth's share of its image's pixels (None if unknown).
+        clicks: the k of mIoU@k, thresholds: the IoU targets of NoC/NoF (for :meth:`by_size`).
     """
 
     ious: np.ndarray
     miou: dict[int, float]
     noc: dict[float, float]
     nof: dict[float, int]
+    areas: np.ndarray | None = None
+    clicks: tuple[int, ...] = STANDARD_CLICKS
+    thresholds: tuple[float, ...] = (0.85, 0.9)
 
     @property
     def max_clicks(self) -> int:
@@ -242,6 +256,37 @@ class EvaluationResult:
         out |= {f"NoF@{_percent(t)}": int(v) for t, v in self.nof.items()}
         out["samples"] = len(self.ious)
         return out
+
+    def by_size(self) -> "dict[str, EvaluationResult]":
+        """The same scores for small, medium and large instances (:data:`SIZE_BINS`); bins
+        without samples are left out."""
+        if self.areas is None:
+            raise ValueError("this result has no instance areas (evaluate() records them)")
+        parts = {}
+        for name, (low, high) in SIZE_BINS.items():
+            keep = (self.areas >= low) & (self.areas < high) if high < 1 else self.areas >= low
+            if keep.any():
+                parts[name] = _scores(self.ious[keep], self.max_clicks, self.clicks,
+                                      self.thresholds, self.areas[keep])
+        return parts
+
+    def size_table(self) -> str:
+        """mIoU@k and NoC per instance size, one line per size (3 decimals)."""
+        rows = {name: part.figures(digits=12) for name, part in self.by_size().items()}
+        if not rows:
+            return ""
+        keys = [k for k in next(iter(rows.values())) if k.startswith(("mIoU", "NoC"))]
+        keys.append("samples")
+        cells = {name: [f"{f[k]:.3f}" if k != "samples" else str(f[k]) for k in keys]
+                 for name, f in rows.items()}
+        width = [max(len(k), *(len(c[i]) for c in cells.values())) for i, k in enumerate(keys)]
+        first = max(len("size"), *(len(n) for n in cells))
+
+        def line(label: str, values: list[str]) -> str:
+            return label.ljust(first) + "  " + "  ".join(
+                v.rjust(w) for v, w in zip(values, width, strict=True))
+
+        return "\n".join([line("size", keys)] + [line(n, v) for n, v in cells.items()])
 
     def summary(self) -> str:
         """A short text table, numbers rounded to 3 decimals (the same text for the same run)."""
@@ -263,9 +308,6 @@ def _table(row: dict[str, str]) -> str:
     header = "  ".join(k.rjust(widths[k]) for k in row)
     values = "  ".join(v.rjust(widths[k]) for k, v in row.items())
     return header + "\n" + values
-
-
-STANDARD_CLICKS = (1, 2, 3, 5, 9)  # the k of mIoU@k that RITM-style papers report
 
 
 def evaluate(
@@ -305,9 +347,11 @@ def evaluate(
     _check_max_clicks(max_clicks)
     _check_clicks(clicks, max_clicks)  # before the slow part, not after it
     _check_thresholds(thresholds)
-    rows, image, predict = [], None, None
+    rows, areas, image, predict = [], [], None, None
     for s, sample in enumerate(tqdm(samples, desc="evaluate", unit="mask", disable=not progress)):
         new_image, gt_mask = _unpack(sample, s)
+        if isinstance(gt_mask, np.ndarray) and gt_mask.size:
+            areas.append(float(np.count_nonzero(gt_mask)) / gt_mask.size)
         if new_image is not image:
             image, predict = new_image, make_predict(new_image)
         try:
@@ -318,10 +362,16 @@ def evaluate(
             raise type(err)(f"sample {s}: {err}") from err  # which mask of the data set
     if not rows:
         raise ValueError("samples is empty: it must yield at least one (image, gt_mask) pair")
-    ious = np.stack(rows)  # (S, max_clicks)
+    return _scores(np.stack(rows), max_clicks, clicks, thresholds, np.array(areas))
+
+
+def _scores(ious: np.ndarray, max_clicks: int, clicks: Sequence[int],
+            thresholds: Sequence[float], areas: np.ndarray | None) -> EvaluationResult:
+    """(S, max_clicks) IoUs -> their mIoU@k, NoC and NoF."""
     scores = noc_nof(ious, thresholds, max_clicks)
     return EvaluationResult(ious=ious, miou=miou_at_clicks(ious, clicks), noc=scores["noc"],
-                            nof=scores["nof"])
+                            nof=scores["nof"], areas=areas, clicks=tuple(clicks),
+                            thresholds=tuple(float(t) for t in thresholds))
 
 
 def _unpack(sample: object, s: int) -> tuple[np.ndarray, np.ndarray]:

@@ -78,6 +78,8 @@ class SamPredictor:
         self.reset_image()
         batch = torch.stack([self.model.preprocess(image.float()) for image in images])
         self.features = self.model.image_encoder(batch)
+        stem = self.model.image_encoder.high_res_stem  # SAM 2's fine maps, where the model has them
+        self.high_res_features = None if stem is None else stem(batch)
         self._dense_pe = self.model.prompt_encoder.get_dense_pe()  # the same for every prompt
         self._original_sizes = [tuple(int(s) for s in size) for size in original_sizes]
         self._input_sizes = [tuple(image.shape[-2:]) for image in images]
@@ -246,6 +248,7 @@ class SamPredictor:
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=multimask_output,
+            high_res_features=self.high_res_features,
         )
 
     def _postprocess(self, low_res: torch.Tensor, b: int, return_logits: bool) -> torch.Tensor:
@@ -266,6 +269,7 @@ class SamPredictor:
         """Forget the cached image."""
         self.is_image_set = False
         self.features = None
+        self.high_res_features = None
         self._dense_pe = None
         self.orig_h = self.orig_w = self.input_h = self.input_w = None
         self.original_size = self.input_size = None

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "FIRST_POINT_MODES",
     "POINT_MODES",
     "FirstPrompts",
     "append_clicks",
@@ -46,6 +47,10 @@ __all__ = [
 ]
 
 POINT_MODES = ("uniform", "center")
+# The first click of a training prompt: either rule, or "both" -- each prompt tosses a coin.
+# Training on both teaches the model the annotator's click (anywhere on the object) and the
+# evaluation's (the object's centre, SAM §7.1).
+FIRST_POINT_MODES = (*POINT_MODES, "both")
 # Work on at most this many pixels at once (4 masks of 1024x1024): the distance transform and
 # the samplers' cumulative sums then need a few hundred MB at most, whatever B is.
 _CHUNK_PIXELS = 1 << 22
@@ -387,7 +392,8 @@ def sample_first_prompts(
         masks: (B, H, W) bool ground-truth masks, every one with at least one pixel.
         generator: the source of randomness, on the masks' device (None: torch's default).
         p_box: the probability of a box prompt, in [0, 1].
-        point_mode: "uniform" or "center", as in :func:`sample_points`.
+        point_mode: "uniform" or "center", as in :func:`sample_points`, or "both": each
+            prompt's rule is a coin toss (drawn after the box coin).
         noise_std: the box noise's std as a share of the box side (:func:`sample_boxes`).
         max_noise: the largest box shift in pixels.
 
@@ -396,13 +402,19 @@ def sample_first_prompts(
     """
     masks = _check_masks(masks, "masks")
     _check_number(p_box, "p_box", "a probability in [0, 1]", high=1.0)
-    _check_choice(point_mode, "point_mode", POINT_MODES)
+    _check_choice(point_mode, "point_mode", FIRST_POINT_MODES)
     _check_number(noise_std, "noise_std", "the noise's std as a share of the box side, >= 0")
     _check_number(max_noise, "max_noise", "the largest shift in pixels, >= 0")
     _check_generator(generator, masks.device)
     B, device = len(masks), masks.device
     is_box = torch.rand(B, generator=generator, device=device) < p_box  # (B,)
-    clicks = _sample_points(masks, generator, point_mode)  # (B, 2)
+    if point_mode == "both":
+        centred = torch.rand(B, generator=generator, device=device) < 0.5  # (B,)
+        uniform = _sample_points(masks, generator, "uniform")
+        clicks = torch.where(centred[:, None], _sample_points(masks, generator, "center"),
+                             uniform)  # (B, 2)
+    else:
+        clicks = _sample_points(masks, generator, point_mode)  # (B, 2)
     boxes = _sample_boxes(masks, generator, noise_std, max_noise)  # (B, 4)
     click_tokens = torch.stack([clicks, torch.zeros_like(clicks)], dim=1)  # (B, 2, 2): click, pad
     box_tokens = boxes.reshape(B, 2, 2)  # (B, 2, 2): top-left, bottom-right corner

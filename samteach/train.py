@@ -15,8 +15,9 @@ import os
 import shlex
 import sys
 
+from .prompts import FIRST_POINT_MODES
 from .trainer import Trainer
-from .training import TrainConfig
+from .training import GRAD_ROUNDS, TrainConfig
 
 __all__ = ["CHECK_SCENES", "main", "parse_args", "ship", "weights_readme"]
 
@@ -33,8 +34,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     budget.add_argument("--steps", type=int, help="number of steps (exactly repeatable)")
     p.add_argument("--rounds", type=int, default=TrainConfig.rounds,
                    help="1 first-prompt round + (rounds - 1) corrective-click rounds")
-    p.add_argument("--no-click-rounds", type=int, default=TrainConfig.no_click_rounds)
-    p.add_argument("--grad-rounds", choices=("all", "last"), default=TrainConfig.grad_rounds)
+    p.add_argument("--no-click-rounds", type=int, default=TrainConfig.no_click_rounds,
+                   help="rounds that only feed the mask back (the paper: 2)")
+    p.add_argument("--grad-rounds", choices=GRAD_ROUNDS, default=TrainConfig.grad_rounds,
+                   help="which rounds carry gradients")
+    p.add_argument("--grad-sample", type=int, default=TrainConfig.grad_sample,
+                   help="with --grad-rounds sample: round 1 and this many - 1 random others")
+    p.add_argument("--point-mode", choices=FIRST_POINT_MODES, default=TrainConfig.point_mode,
+                   help="first clicks: uniform in the mask, near its centre, or both")
+    p.add_argument("--loss-resolution", choices=("low", "full"),
+                   default=TrainConfig.loss_resolution)
+    p.add_argument("--generic-share", type=float, default=TrainConfig.generic_share,
+                   help="share of generic scenes (shapes of anything) among the images")
+    p.add_argument("--nonsquare-share", type=float, default=TrainConfig.nonsquare_share,
+                   help="share of non-square images (padded like SamPredictor pads)")
+    p.add_argument("--init", metavar="WEIGHTS",
+                   help="warm restart: start from a checkpoint file or shipped weights")
     p.add_argument("--images", type=int, default=TrainConfig.images_per_step,
                    help="images per step (per process)")
     p.add_argument("--masks", type=int, default=TrainConfig.masks_per_image,
@@ -60,6 +75,9 @@ def main(argv: list[str] | None = None) -> dict:
     config = TrainConfig(
         preset=args.preset, images_per_step=args.images, masks_per_image=args.masks,
         rounds=args.rounds, no_click_rounds=args.no_click_rounds, grad_rounds=args.grad_rounds,
+        grad_sample=args.grad_sample, point_mode=args.point_mode,
+        loss_resolution=args.loss_resolution, generic_share=args.generic_share,
+        nonsquare_share=args.nonsquare_share,
         p_box=args.p_box, lr=args.lr, warmup_steps=args.warmup, seed=args.seed,
         # With a time budget the schedule follows the clock (Trainer), not max_steps.
         max_steps=args.steps if args.steps is not None else 10**9,
@@ -70,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     trainer = Trainer(config, args.out, minutes=args.minutes, resume=args.resume,
                       overwrite=args.overwrite, eval_every=args.eval_every,
                       eval_scenes=args.eval_scenes, progress=not args.no_progress,
-                      command=command)
+                      command=command, init=args.init)
     summary = trainer.fit()
     if trainer.rank == 0:
         figures = summary.get("evaluation", {})

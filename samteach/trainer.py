@@ -5,7 +5,7 @@ An output folder holds everything a run needs to be inspected or resumed::
 
     out/model.safetensors   the weights (with their SamConfig; build_sam(checkpoint=...) reads it)
     out/state.pt            optimiser, step, clocks, random generators (torch.load weights_only)
-    out/log.jsonl           one line per evaluation
+    out/log.jsonl           one line per evaluation (both held-out sets: the learning curve)
     out/summary.json        the command, settings, steps, wall time and final figures
 
 Multi-process: launched by ``torchrun --nproc_per_node N``, each process trains on its own
@@ -24,6 +24,7 @@ import torch.distributed as dist
 
 from .build import build_sam, load_state_dict, save_checkpoint
 from .config import get_config
+from .data.generic import GenericSceneConfig
 from .data.scenes import SceneConfig
 from .training import InteractiveSam, SceneMasks, TrainConfig, lr_at
 
@@ -38,8 +39,11 @@ def default_device() -> torch.device:
 
 
 def config_from_state(data: dict) -> TrainConfig:
-    """A TrainConfig back from its dict in a state file."""
-    return TrainConfig(**{**data, "scene": SceneConfig(**data["scene"])})
+    """A TrainConfig back from its dict in a state file (or a shipped JSON)."""
+    nested = {"scene": SceneConfig(**data["scene"])}
+    if "generic" in data:
+        nested["generic"] = GenericSceneConfig(**data["generic"])
+    return TrainConfig(**{**data, **nested})
 
 
 class Trainer:
@@ -56,15 +60,19 @@ class Trainer:
         device: defaults to CUDA when present.
         progress: show a tqdm bar.
         command: the command line, recorded in summary.json.
+        init: start from these weights (a checkpoint file, or the name of shipped weights)
+            instead of the seeded random ones: a warm restart, recorded in summary.json.
         dataset: a map-style dataset of (image (3, H, W) uint8, masks (K, H, W) bool) at the
-            preset's input size; defaults to synthetic scenes (:class:`SceneMasks`).
+            preset's input size, optionally with a third item, the (h, w) the image fills (the
+            rest is padding); defaults to synthetic scenes (:class:`SceneMasks`).
     """
 
     def __init__(self, config: TrainConfig, out_dir: str | Path, *, minutes: float | None = None,
                  resume: bool = False, overwrite: bool = False, eval_every: int = 1000,
                  eval_scenes: int = 10, device: torch.device | None = None,
                  progress: bool = True, command: str = "",
-                 dataset: torch.utils.data.Dataset | None = None) -> None:
+                 dataset: torch.utils.data.Dataset | None = None,
+                 init: str | Path | None = None) -> None:
         if minutes is not None and not minutes > 0:
             raise ValueError(f"minutes must be a positive time budget; got {minutes}")
         if dataset is not None:
@@ -78,6 +86,9 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # the seed fixes the initial weights too
             torch.manual_seed(config.seed)
             self.sam = build_sam(config.preset)
+        self.init = None if init is None else str(init)
+        if init is not None:
+            _warm_start(self.sam, init)
         self.sam = self.sam.to(self.device).train()
         self.model = InteractiveSam(self.sam, config)
         if self.world > 1:
@@ -112,7 +123,9 @@ class Trainer:
         if self.dataset is None:
             # Resuming continues with the next unseen scenes: shift the scenes, not the sampler.
             data = SceneMasks(size, config.masks_per_image, config.train_seed_start
-                              + self.step * per_step, scene=config.scene)
+                              + self.step * per_step, scene=config.scene,
+                              generic=config.generic, generic_share=config.generic_share,
+                              nonsquare_share=config.nonsquare_share)
         else:
             skip = range(self.step * per_step % len(self.dataset), len(self.dataset))
             data = torch.utils.data.Subset(self.dataset, skip)
@@ -135,10 +148,11 @@ class Trainer:
         return self._checkpoint(evaluate=True, final=True)
 
     def _loop(self, loader, bar, start: float) -> None:
-        for images, masks in loader:
+        for images, masks, *sizes in loader:  # sizes: (B, 2) input sizes, if the data has them
             if self._should_stop(start):
                 break
-            stats = self._train_step(images.to(self.device), masks.to(self.device))
+            stats = self._train_step(images.to(self.device), masks.to(self.device),
+                                     sizes[0].to(self.device) if sizes else None)
             self.step += 1
             self.elapsed = time.perf_counter() - start
             bar.update(1)
@@ -161,11 +175,12 @@ class Trainer:
             stop = bool(flag.item())
         return stop
 
-    def _train_step(self, images: torch.Tensor, masks: torch.Tensor) -> dict:
+    def _train_step(self, images: torch.Tensor, masks: torch.Tensor,
+                    input_sizes: torch.Tensor | None) -> dict:
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.config, self._progress())
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            out = self.model(images, masks, self.generator)
+            out = self.model(images, masks, self.generator, input_sizes)
         self.optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         if self.config.grad_clip:
@@ -211,12 +226,14 @@ class Trainer:
             self.generator.set_state(state["generator"])
 
     def _evaluate(self) -> dict:
-        from .evaluate import evaluate_model
+        from .evaluate import HELD_OUT_SETS, evaluate_model
 
         was_training = self.sam.training
-        result = evaluate_model(self.sam, n_scenes=self.eval_scenes, progress=False)
+        entry = {"step": self.step, "elapsed_s": round(self.elapsed, 1)}
+        for kind in HELD_OUT_SETS:  # both held-out sets: {"lab": {...}, "generic": {...}}
+            entry[kind] = evaluate_model(self.sam, n_scenes=self.eval_scenes, progress=False,
+                                         kind=kind).figures()
         self.sam.train(was_training)
-        entry = {"step": self.step, "elapsed_s": round(self.elapsed, 1), **result.figures()}
         with open(self.out / LOG, "a") as log:
             log.write(json.dumps(entry) + "\n")
         return entry
@@ -232,10 +249,24 @@ class Trainer:
             "threads": torch.get_num_threads(),  # per process; a time budget depends on it
             "device": self.device.type,
             "config": asdict(self.config),
+            "init": self.init,
             "evaluation": figures,
         }
         (self.out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
         return summary
+
+
+def _warm_start(sam, init: str | Path) -> None:
+    """Load the weights ``init`` names (a checkpoint path or shipped weights) into ``sam``."""
+    from .build import load_checkpoint, shipped_weights
+
+    path = Path(init)
+    if not path.exists():
+        if str(init) not in shipped_weights():
+            raise ValueError(f"init must be a checkpoint file or shipped weights "
+                             f"{shipped_weights()}; got {str(init)!r}")
+        path = shipped_weights(str(init))
+    load_checkpoint(sam, path)
 
 
 def _init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
@@ -256,9 +287,15 @@ def _check_dataset(dataset, size: int) -> None:
     if len(dataset) == 0:
         raise ValueError("dataset is empty: it must hold (image, masks) items")
     item = dataset[0]
-    if not (isinstance(item, (tuple, list)) and len(item) == 2):
-        raise ValueError("dataset items must be (image, masks) pairs")
-    image, masks = item
+    if not (isinstance(item, (tuple, list)) and len(item) in (2, 3)):
+        raise ValueError("dataset items must be (image, masks) pairs, or (image, masks, "
+                         "input_size) triples")
+    image, masks = item[:2]
+    if len(item) == 3:
+        input_size = torch.as_tensor(item[2])
+        if input_size.shape != (2,) or not (0 < input_size).all() or (input_size > size).any():
+            raise ValueError(f"dataset input sizes must be (h, w) with 0 < h, w <= {size}; got "
+                             f"{item[2]!r}")
     if tuple(image.shape) != (3, size, size) or image.dtype != torch.uint8:
         raise ValueError(f"dataset images must be (3, {size}, {size}) uint8 tensors; got "
                          f"{tuple(image.shape)} {image.dtype}")

@@ -16,6 +16,8 @@ Gradients: ``grad_rounds="all"`` backpropagates every round's loss (into the sha
 embedding too): memory grows with the number of rounds and each round costs a decoder backward.
 ``"last"`` runs the earlier rounds without gradients (they only produce the clicks and the fed-back
 mask, as in RITM) and trains on the last round alone: cheaper, but rounds 1..R-1 get no signal.
+``"sample"`` trains round 1 (the first prompt) and a few other rounds drawn at random each step:
+every round is trained now and then, at the cost of a few decoder backwards instead of all.
 The fed-back mask is always detached, so no gradient flows from one round into the previous one.
 
 Shapes: B images, K masks per image, P = B*K prompts, T prompt tokens, M masks per prompt,
@@ -29,12 +31,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .data.generic import GenericSceneConfig, make_generic_scene
 from .data.scenes import SceneConfig, make_scene
 from .losses import sam_loss
 from .modeling import Sam
-from .prompts import append_clicks, sample_error_clicks, sample_first_prompts
+from .prompts import (
+    FIRST_POINT_MODES,
+    append_clicks,
+    sample_error_clicks,
+    sample_first_prompts,
+)
 
-__all__ = ["SceneMasks", "TrainConfig", "interactive_step", "lr_at", "next_round_prompts"]
+__all__ = ["GRAD_ROUNDS", "SceneMasks", "TrainConfig", "interactive_step", "lr_at",
+           "next_round_prompts", "preprocess_batch", "round_plan", "scene_size"]
+
+GRAD_ROUNDS = ("all", "last", "sample")
 
 
 @dataclass(frozen=True)
@@ -45,12 +56,17 @@ class TrainConfig:
     images_per_step: int = 8  # B: images encoded once per step
     masks_per_image: int = 4  # K: prompts decoded per image ("one embedding, many prompts")
     # 1 first-prompt round + (rounds - 1) click rounds. The paper uses 1 + 8 (+ 2 no-click);
-    # 3 is the shipped tiny's: on a CPU each round costs a decoder forward and backward.
+    # on a CPU each round costs a decoder forward (and backward, if it carries gradients).
     rounds: int = 3
-    no_click_rounds: int = 0  # extra rounds that only feed the mask back (the paper: 2)
-    grad_rounds: str = "all"  # "all" or "last" (see the module docstring)
+    # Rounds that add no click and only feed the mask back (the paper: 2, one at a random place
+    # among the click rounds and one at the end): the model learns to improve its own mask.
+    no_click_rounds: int = 0
+    grad_rounds: str = "all"  # "all", "last" or "sample" (see the module docstring)
+    grad_sample: int = 3  # with grad_rounds="sample": round 1 and this many - 1 others
     p_box: float = 0.5  # first prompt: a box with this probability, else a point (App. A)
-    point_mode: str = "uniform"  # first points: uniform in the mask (App. A) or "center"
+    # First points: "uniform" in the mask (App. A), near the "center" (where the evaluation's
+    # robot and a lecturer click), or "both" (a coin per prompt).
+    point_mode: str = "uniform"
     # AdamW; the paper uses 8e-4 at batch 256 from an MAE initialisation. 2e-3 is the shipped
     # tiny's (from scratch, batch 8); not tuned beyond a few short runs.
     lr: float = 2e-3
@@ -68,9 +84,15 @@ class TrainConfig:
     seed: int = 0
     train_seed_start: int = 0  # training scenes are seeds train_seed_start + 0, 1, 2, ...
     scene: SceneConfig = field(default_factory=SceneConfig)
+    # The data mixture: this share of the images are generic scenes (shapes of anything,
+    # samteach.data.generic), the rest lab scenes; and this share of images are not square
+    # (drawn with their long side at the input size, padded like SamPredictor pads).
+    generic_share: float = 0.0
+    nonsquare_share: float = 0.0
+    generic: GenericSceneConfig = field(default_factory=GenericSceneConfig)
 
     def __post_init__(self) -> None:
-        for name in ("images_per_step", "masks_per_image", "rounds", "max_steps"):
+        for name in ("images_per_step", "masks_per_image", "rounds", "max_steps", "grad_sample"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int; got {value!r}")
@@ -79,13 +101,20 @@ class TrainConfig:
         if self.loss_resolution not in ("low", "full"):
             raise ValueError(f"loss_resolution must be 'low' or 'full'; got "
                              f"{self.loss_resolution!r}")
-        if self.grad_rounds not in ("all", "last"):
-            raise ValueError(f"grad_rounds must be 'all' or 'last'; got {self.grad_rounds!r}")
+        if self.grad_rounds not in GRAD_ROUNDS:
+            raise ValueError(f"grad_rounds must be one of {GRAD_ROUNDS}; got "
+                             f"{self.grad_rounds!r}")
+        if self.point_mode not in FIRST_POINT_MODES:
+            raise ValueError(f"point_mode must be one of {FIRST_POINT_MODES}; got "
+                             f"{self.point_mode!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be a positive learning rate; got {self.lr}")
         for name in ("weight_decay", "warmup_steps", "grad_clip"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
+        for name in ("p_box", "generic_share", "nonsquare_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be a share in [0, 1]; got {getattr(self, name)}")
 
     @property
     def total_rounds(self) -> int:
@@ -93,29 +122,74 @@ class TrainConfig:
 
 
 class SceneMasks(torch.utils.data.Dataset):
-    """Synthetic scene ``first_seed + i`` -> its image and K of its masks, for a DataLoader.
+    """Synthetic scene ``first_seed + i`` -> its image, K of its masks and its size.
 
-    Scenes are drawn on the fly (about 2 ms each), so training never sees an image twice and
-    held-out seeds are truly unseen. Which K masks is fixed per index (seeded by it), so a
-    distributed sampler can split indices across processes reproducibly.
+    Scenes are drawn on the fly (2-4 ms each), so training never sees an image twice and
+    held-out seeds are truly unseen. Each index is a lab scene or, with probability
+    ``generic_share``, a generic one; with probability ``nonsquare_share`` it is not square:
+    its long side is ``size`` and the short one 50-100% of it, drawn in the top-left corner of
+    the ``size`` x ``size`` input, as ``SamPredictor`` places a resized photo (the rest is
+    padding; :func:`preprocess_batch` makes it exactly the predictor's). Which scene, size and
+    K masks is fixed per index, so a distributed sampler can split indices reproducibly.
+
+    Items are (image (3, S, S) uint8, masks (K, S, S) bool, input_size (2,) int64 = (h, w)).
     """
 
     def __init__(self, size: int, masks_per_image: int, first_seed: int = 0,
-                 length: int = 10_000_000, scene: SceneConfig | None = None) -> None:
+                 length: int = 10_000_000, scene: SceneConfig | None = None,
+                 generic: GenericSceneConfig | None = None, generic_share: float = 0.0,
+                 nonsquare_share: float = 0.0) -> None:
         self.size, self.k, self.first_seed, self.length = size, masks_per_image, first_seed, length
-        self.scene = scene
+        self.scene, self.generic = scene, generic
+        self.generic_share, self.nonsquare_share = generic_share, nonsquare_share
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         seed = self.first_seed + int(index)
-        record = make_scene(seed, self.size, self.scene)
-        rng = np.random.default_rng([seed, 1])  # the mask choice, independent of the drawing
+        rng = np.random.default_rng([seed, 1])  # kind, size and masks; apart from the drawing
+        generic = rng.random() < self.generic_share
+        h, w = scene_size(rng, self.size, self.nonsquare_share)
+        if generic:
+            record = make_generic_scene(seed, (h, w), self.generic)
+        else:
+            record = make_scene(seed, (h, w), self.scene)
         n = len(record)
         pick = rng.choice(n, self.k, replace=n < self.k)
-        image = torch.from_numpy(record.image).permute(2, 0, 1)  # (3, H, W) uint8
-        return image, torch.from_numpy(record.masks[pick])  # (K, H, W) bool
+        image = torch.zeros(3, self.size, self.size, dtype=torch.uint8)
+        image[:, :h, :w] = torch.from_numpy(record.image).permute(2, 0, 1)
+        masks = torch.zeros(self.k, self.size, self.size, dtype=torch.bool)
+        masks[:, :h, :w] = torch.from_numpy(record.masks[pick])
+        return image, masks, torch.tensor([h, w])
+
+
+def scene_size(rng: np.random.Generator, size: int, nonsquare_share: float) -> tuple[int, int]:
+    """(H, W) of a scene: ``size`` square, or with probability ``nonsquare_share`` a long side
+    of ``size`` and a short side of 50-100% of it (portrait or landscape, equally likely)."""
+    if rng.random() >= nonsquare_share:
+        return size, size
+    short = max(32, int(size * float(rng.uniform(0.5, 1.0))))
+    return (short, size) if rng.random() < 0.5 else (size, short)
+
+
+def preprocess_batch(model: Sam, images: torch.Tensor,
+                     input_sizes: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, 3, S, S) uint8 images -> the encoder's input, exactly as ``SamPredictor`` makes it.
+
+    Image b fills the top-left ``input_sizes[b]`` = (h, w) of its square; the predictor
+    normalises a resized photo and *then* pads it with zeros, so the padding is the mean colour,
+    not black. Same here: normalise, then zero everything outside (h, w).
+    """
+    x = model.preprocess(images.float())  # (B, 3, S, S)
+    if input_sizes is None:
+        return x
+    S = x.shape[-1]
+    position = torch.arange(S, device=x.device)
+    rows = position < input_sizes[:, :1].to(x.device)  # (B, S)
+    cols = position < input_sizes[:, 1:].to(x.device)  # (B, S)
+    inside = rows[:, None, :, None] & cols[:, None, None, :]  # (B, 1, S, S)
+    return torch.where(inside, x, 0.0)
 
 
 def lr_at(step: int, config: TrainConfig, progress: float | None = None) -> float:
@@ -132,9 +206,39 @@ def lr_at(step: int, config: TrainConfig, progress: float | None = None) -> floa
     return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def round_plan(config: TrainConfig, generator: torch.Generator | None = None,
+               device: torch.device | str = "cpu") -> tuple[list[bool], list[bool]]:
+    """Which rounds of one step add a click, and which carry gradients.
+
+    Returns two lists over the ``total_rounds`` rounds: ``clicks[r]`` -- round r brings a new
+    corrective click (round 0 brings the first prompt: False) -- and ``grads[r]``. The no-click
+    rounds go as in the paper: the last at the end, the others at random places among the click
+    rounds. ``grad_rounds``: "all" every round, "last" the last one, "sample" round 0 (the first
+    prompt, the only multimask round) and ``grad_sample - 1`` others drawn at random.
+    """
+    T = config.total_rounds
+    clicks = [False] + [True] * (T - 1)
+    if config.no_click_rounds:
+        clicks[-1] = False
+        if config.no_click_rounds > 1:
+            middle = torch.randperm(T - 2, generator=generator, device=device) + 1
+            for r in middle[: config.no_click_rounds - 1].tolist():
+                clicks[r] = False
+    if config.grad_rounds == "all":
+        grads = [True] * T
+    elif config.grad_rounds == "last":
+        grads = [r == T - 1 for r in range(T)]
+    else:
+        others = (torch.randperm(T - 1, generator=generator, device=device) + 1).tolist()
+        chosen = {0, *others[: config.grad_sample - 1]}
+        grads = [r in chosen for r in range(T)]
+    return clicks, grads
+
+
 def interactive_step(
     model: Sam, images: torch.Tensor, masks: torch.Tensor, config: TrainConfig,
     generator: torch.Generator | None = None, record_rounds: bool = False,
+    input_sizes: torch.Tensor | None = None,
 ) -> dict:
     """One training step's forward pass: all rounds of SAM's interactive loop on a batch.
 
@@ -146,6 +250,8 @@ def interactive_step(
         generator: randomness of the prompts (on the images' device).
         record_rounds: also return, per round, the prompts and the fed-back mask (for tests
             and for the lab's pictures).
+        input_sizes: (B, 2) (h, w) of each image inside its square; the rest is padding
+            (:func:`preprocess_batch`). None: every image fills its square.
 
     Returns:
         "loss" to backpropagate (summed over the rounds with gradients), and per-round detached
@@ -157,15 +263,19 @@ def interactive_step(
     if config.loss_resolution == "low":
         h = model.prompt_encoder.mask_input_size[0]  # the decoder's output size
         target = F.adaptive_avg_pool2d(gt[:, None].float(), h)[:, 0]  # (P, h, w) soft
-    embeddings = model.image_encoder(model.preprocess(images.float()))  # (B, C, h, w): once
+    x = preprocess_batch(model, images, input_sizes)
+    embeddings = model.image_encoder(x)  # (B, C, h, w): once per image, for every round
+    stem = model.image_encoder.high_res_stem  # SAM 2's fine maps, where the model has them
+    fine = None if stem is None else stem(x)
     image_pe = model.prompt_encoder.get_dense_pe()
     first = sample_first_prompts(gt, generator, p_box=config.p_box, point_mode=config.point_mode)
     points, labels, mask_input = first.points, first.labels, None  # (P, 2, 2), (P, 2)
+    clicks, grads = round_plan(config, generator, gt.device)
     total, round_loss, round_iou, history = 0.0, [], [], []
     for r in range(config.total_rounds):
-        with torch.set_grad_enabled(config.grad_rounds == "all" or r == config.total_rounds - 1):
-            out, low_res = _decode_round(model, embeddings, image_pe, points, labels, mask_input,
-                                         target, config, multimask=(r == 0))
+        with torch.set_grad_enabled(grads[r]):
+            out, low_res = _decode_round(model, (embeddings, fine), image_pe, points, labels,
+                                         mask_input, target, config, multimask=(r == 0))
         if out["loss"].requires_grad:
             total = total + out["loss"]
         best = out["iou_pred"].detach().argmax(dim=1)  # (P,): the mask fed back
@@ -175,10 +285,9 @@ def interactive_step(
         if record_rounds:
             history.append({"points": points, "labels": labels, "mask_input": mask_input,
                             "low_res": low_res.detach(), "best": best})
-        # A click round follows (r + 1 < rounds): one corrective click per mask; a no-click
-        # round only gets the mask back.
-        points, labels, mask_input = next_round_prompts(
-            points, labels, low_res, out["iou_pred"], gt, generator, click=r + 1 < config.rounds)
+        if r + 1 < config.total_rounds:  # the next round: a corrective click, or the mask alone
+            points, labels, mask_input = next_round_prompts(
+                points, labels, low_res, out["iou_pred"], gt, generator, click=clicks[r + 1])
     result = {"loss": total, "round_loss": round_loss, "round_iou": round_iou}
     if record_rounds:
         result["rounds"] = history
@@ -220,12 +329,16 @@ def next_round_prompts(
     return points, labels, mask_input
 
 
-def _decode_round(model, embeddings, image_pe, points, labels, mask_input, target, config,
+def _decode_round(model, features, image_pe, points, labels, mask_input, target, config,
                   multimask: bool):
-    """Prompt encoder + decoder for all P prompts, and their loss at the target's size."""
+    """Prompt encoder + decoder for all P prompts, and their loss at the target's size.
+
+    ``features`` = (image embeddings (B, C, h, w), high-res stem maps or None)."""
+    embeddings, fine = features
     sparse, dense = model.prompt_encoder(points=(points, labels), boxes=None, masks=mask_input,
                                          pad=False)  # prompts are spelled out (prompts.py)
-    low_res, iou_pred = model.mask_decoder(embeddings, image_pe, sparse, dense, multimask)
+    low_res, iou_pred = model.mask_decoder(embeddings, image_pe, sparse, dense, multimask,
+                                           high_res_features=fine)
     logits = low_res if low_res.shape[-2:] == target.shape[-2:] else _upsample(
         low_res, target.shape[-2:])  # (P, M, H, W)
     out = sam_loss(logits, iou_pred, target, config.focal_weight, config.dice_weight,
@@ -250,5 +363,7 @@ class InteractiveSam(torch.nn.Module):
         self.sam, self.config = sam, config
 
     def forward(self, images: torch.Tensor, masks: torch.Tensor,
-                generator: torch.Generator | None = None) -> dict:
-        return interactive_step(self.sam, images, masks, self.config, generator)
+                generator: torch.Generator | None = None,
+                input_sizes: torch.Tensor | None = None) -> dict:
+        return interactive_step(self.sam, images, masks, self.config, generator,
+                                input_sizes=input_sizes)

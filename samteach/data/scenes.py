@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .canvas import Canvas
 from .record import SegmentationRecord
 
 __all__ = ["CLASS_NAMES", "SceneConfig", "make_scene", "make_scenes"]
@@ -68,7 +69,7 @@ def make_scene(
     height, width = _check_size(size)
     config = config or SceneConfig()
     rng = np.random.default_rng(int(seed))
-    canvas = _Canvas(height, width)
+    canvas = Canvas(height, width)
     horizon = _draw_background(canvas, rng, config.clutter)
     count = int(rng.integers(config.min_vessels, config.max_vessels + 1))
     placements = sorted((_place_vessel(rng, canvas, horizon) for _ in range(count)),
@@ -97,78 +98,11 @@ def _check_size(size: int | tuple[int, int]) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-class _Canvas:
-    """The image being painted and the two id layers (objects, parts) that become masks."""
-
-    def __init__(self, height: int, width: int) -> None:
-        self.height, self.width = height, width
-        self.unit = float(min(height, width))  # scene sizes are fractions of this
-        self.image = np.zeros((height, width, 3), np.float32)
-        self.objects = np.full((height, width), -1, np.int16)  # nearest object per pixel
-        self.parts = np.full((height, width), -1, np.int16)  # part per pixel, inside its object
-        self.names: list[str] = []
-        self.parents: list[int] = []  # per instance: the enclosing instance or -1
-
-    def window(self, top: float, bottom: float, left: float, right: float):
-        """Pixel slices of a box (clipped) and the pixel-centre coordinates inside it."""
-        y0, y1 = max(0, int(top)), min(self.height, int(bottom) + 2)
-        x0, x1 = max(0, int(left)), min(self.width, int(right) + 2)
-        ys = np.arange(y0, y1, dtype=np.float32)[:, None] + 0.5
-        xs = np.arange(x0, x1, dtype=np.float32)[None, :] + 0.5
-        return (slice(y0, y1), slice(x0, x1)), ys, xs
-
-    def paint(self, where, mask: np.ndarray, color, alpha: float = 1.0) -> None:
-        """Blend ``color`` (3 floats, 0..255, or an (h, w, 3) array) over the masked pixels."""
-        region = self.image[where]
-        color = np.asarray(color, np.float32)
-        if color.ndim == 3:
-            color = color[mask]
-        region[mask] = region[mask] * (1.0 - alpha) + color * alpha
-
-    def new_instance(self, name: str, parent: int = -1) -> int:
-        self.names.append(name)
-        self.parents.append(parent)
-        return len(self.names) - 1
-
-    def claim_object(self, where, mask: np.ndarray, index: int) -> None:
-        """The object is in front: it owns these pixels; parts of those behind are hidden."""
-        self.objects[where][mask] = index
-        self.parts[where][mask] = -1
-
-    def claim_part(self, where, mask: np.ndarray, index: int, owner: int) -> None:
-        """A part is visible only where its object is."""
-        self.parts[where][mask & (self.objects[where] == owner)] = index
-
-    def add_noise(self, rng: np.random.Generator, amplitude: int) -> None:
-        if amplitude:
-            # The sum of two uniform integers: a triangular, roughly bell-shaped noise.
-            noise = rng.integers(-amplitude, amplitude + 1, (2, self.height, self.width, 3))
-            self.image += (noise[0] + noise[1]).astype(np.float32) * 0.5
-
-    def record(self, min_area: int, image_id: str) -> SegmentationRecord:
-        masks, kept = [], {}
-        for i, _ in enumerate(self.names):
-            layer = self.objects if self.parents[i] == -1 else self.parts
-            mask = layer == i
-            if mask.sum() >= max(min_area, 1) and (self.parents[i] in kept
-                                                   or self.parents[i] == -1):
-                kept[i] = len(masks)
-                masks.append(mask)
-        image = np.clip(self.image + 0.5, 0, 255).astype(np.uint8)  # round half up
-        return SegmentationRecord(
-            image=image,
-            masks=np.stack(masks) if masks else np.zeros((0, *image.shape[:2]), bool),
-            class_names=tuple(self.names[i] for i in kept),
-            parents=tuple(kept.get(self.parents[i], -1) for i in kept),
-            image_id=image_id,
-        )
-
-
 def _color(rng: np.random.Generator, low: float, high: float) -> np.ndarray:
     return rng.uniform(low, high, 3).astype(np.float32)
 
 
-def _draw_background(canvas: _Canvas, rng: np.random.Generator, clutter: int) -> float:
+def _draw_background(canvas: Canvas, rng: np.random.Generator, clutter: int) -> float:
     """A wall above a bench, lit from above, with some unlabelled clutter. Returns the horizon."""
     H = canvas.height
     horizon = float(rng.uniform(0.35, 0.6)) * H
@@ -186,7 +120,7 @@ def _draw_background(canvas: _Canvas, rng: np.random.Generator, clutter: int) ->
     return horizon
 
 
-def _draw_clutter(canvas: _Canvas, rng: np.random.Generator, horizon: float) -> None:
+def _draw_clutter(canvas: Canvas, rng: np.random.Generator, horizon: float) -> None:
     """A dim sheet of paper, a shelf or a blob: part of the scene, not of the dataset."""
     u = canvas.unit
     cy = float(rng.uniform(0, canvas.height))
@@ -198,7 +132,7 @@ def _draw_clutter(canvas: _Canvas, rng: np.random.Generator, horizon: float) -> 
     canvas.paint(where, mask, _color(rng, 40, 240), alpha=float(rng.uniform(0.3, 0.7)))
 
 
-def _place_vessel(rng: np.random.Generator, canvas: _Canvas, horizon: float) -> dict:
+def _place_vessel(rng: np.random.Generator, canvas: Canvas, horizon: float) -> dict:
     """Kind, size and position of one vessel standing on the bench."""
     u, H, W = canvas.unit, canvas.height, canvas.width
     kind = VESSELS[int(rng.integers(len(VESSELS)))]
@@ -214,7 +148,7 @@ def _place_vessel(rng: np.random.Generator, canvas: _Canvas, horizon: float) -> 
     return {"kind": kind, "width": width, "height": height, "bottom": bottom, "center": center}
 
 
-def _draw_vessel(canvas: _Canvas, rng: np.random.Generator, p: dict, config: SceneConfig):
+def _draw_vessel(canvas: Canvas, rng: np.random.Generator, p: dict, config: SceneConfig):
     """Glass body, then contents, label and cap: each a new instance."""
     cx, bottom, w, h = p["center"], p["bottom"], p["width"], p["height"]
     wall = max(1.0, 0.012 * canvas.unit)

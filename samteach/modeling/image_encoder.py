@@ -40,6 +40,7 @@ class ImageEncoderViT(nn.Module):
         rel_pos_zero_init: bool = True,
         window_size: int = 14,
         global_attn_indexes: tuple[int, ...] = (2, 5, 8, 11),
+        high_res_stem: bool = False,
         attention: str = "sdpa",
     ) -> None:
         super().__init__()
@@ -72,6 +73,10 @@ class ImageEncoderViT(nn.Module):
             nn.Conv2d(out_chans, out_chans, kernel_size=3, padding=1, bias=False),
             LayerNorm2d(out_chans),
         )
+        # Optional (off in Meta's models): fine conv features for the mask decoder's upscaling,
+        # SAM 2's high-resolution path. Call it on the same input: high_res_stem(x).
+        self.high_res_stem = HighResStem(patch_size, in_chans, out_chans) if high_res_stem \
+            else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, img, img) normalised, padded image -> (B, out_chans, H, W) embedding."""
@@ -81,6 +86,41 @@ class ImageEncoderViT(nn.Module):
         for block in self.blocks:
             x = block(x)  # (B, H, W, C)
         return self.neck(x.permute(0, 3, 1, 2))  # (B, out_chans, H, W)
+
+
+class HighResStem(nn.Module):
+    """Image features finer than a patch, for the mask decoder's upscaling (SAM 2's high-res path).
+
+    SAM's decoder upscales the patch-stride embedding 4x with transposed convs alone, so a
+    boundary inside a patch is guessed from the patch's token. SAM 2 adds the image encoder's
+    stride-4 and stride-8 maps into that upscaling (16-px patches). A plain ViT has no such
+    maps, so this stem computes them from the pixels with two small convs: at the strides of
+    the two upscaling steps, patch/4 and patch/2 (2 and 4 for the tiny model's 8-px patches).
+    The decoder projects and adds them (``MaskDecoder.conv_s0``, ``conv_s1``).
+    """
+
+    def __init__(self, patch_size: int, in_chans: int, out_chans: int) -> None:
+        super().__init__()
+        if patch_size % 4:
+            raise ValueError(f"the high-res stem needs a patch_size divisible by 4; got "
+                             f"{patch_size}")
+        stride = patch_size // 4
+        # Kernel 2s-1 with padding s-1: each output pixel sees its s x s cell and a border.
+        self.s0 = nn.Sequential(
+            nn.Conv2d(in_chans, out_chans // 4, 2 * stride - 1, stride, padding=stride - 1),
+            LayerNorm2d(out_chans // 4),
+            nn.GELU(),
+        )
+        self.s1 = nn.Sequential(
+            nn.Conv2d(out_chans // 4, out_chans // 2, kernel_size=3, stride=2, padding=1),
+            LayerNorm2d(out_chans // 2),
+            nn.GELU(),
+        )
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, img, img) -> [(B, C/4, 4H, 4W), (B, C/2, 2H, 2W)], H/W the patch grid."""
+        s0 = self.s0(x)
+        return [s0, self.s1(s0)]
 
 
 class PatchEmbed(nn.Module):

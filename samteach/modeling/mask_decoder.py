@@ -26,6 +26,7 @@ class MaskDecoder(nn.Module):
         activation: type[nn.Module] = nn.GELU,
         iou_head_depth: int = 3,
         iou_head_hidden_dim: int = 256,
+        use_high_res_features: bool = False,
     ) -> None:
         super().__init__()
         self.transformer_dim = transformer_dim
@@ -47,6 +48,13 @@ class MaskDecoder(nn.Module):
             nn.ConvTranspose2d(transformer_dim // 4, transformer_dim // 8, kernel_size=2, stride=2),
             activation(),
         )
+        # SAM 2's high-res path (off in SAM 1): project the image encoder's fine maps
+        # (HighResStem: C/4 channels at 4x the grid, C/2 at 2x) to the widths of the two
+        # upscaling steps, and add them there, so mask boundaries can follow the pixels.
+        self.use_high_res_features = use_high_res_features
+        if use_high_res_features:
+            self.conv_s0 = nn.Conv2d(transformer_dim // 4, transformer_dim // 8, kernel_size=1)
+            self.conv_s1 = nn.Conv2d(transformer_dim // 2, transformer_dim // 4, kernel_size=1)
         self.output_hypernetworks_mlps = nn.ModuleList(
             MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3)
             for _ in range(self.num_mask_tokens)
@@ -62,6 +70,7 @@ class MaskDecoder(nn.Module):
         sparse_prompt_embeddings: torch.Tensor,
         dense_prompt_embeddings: torch.Tensor,
         multimask_output: bool,
+        high_res_features: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Predict masks for K prompts on each of B images.
 
@@ -71,12 +80,21 @@ class MaskDecoder(nn.Module):
             sparse_prompt_embeddings: (B*K, T, C), image-major: image 0's K prompts come first.
             dense_prompt_embeddings: (B*K, C, H, W), or anything that broadcasts to it.
             multimask_output: return the M multimask outputs instead of the single one.
+            high_res_features: only with ``use_high_res_features``: the image encoder's
+                ``high_res_stem`` maps [(B, C/4, 4H, 4W), (B, C/2, 2H, 2W)].
 
         Returns:
             masks (B*K, M or 1, 4H, 4W) logits and iou_pred (B*K, M or 1).
         """
+        if (high_res_features is not None) != self.use_high_res_features:
+            raise ValueError(
+                "this decoder uses high-res features: pass high_res_features="
+                "image_encoder.high_res_stem(x)" if self.use_high_res_features else
+                "this decoder has no high-res path (use_high_res_features=False): pass "
+                "high_res_features=None")
         masks, iou_pred = self.predict_masks(
-            image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
+            image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings,
+            high_res_features,
         )
         chosen = slice(1, None) if multimask_output else slice(0, 1)
         return masks[:, chosen], iou_pred[:, chosen]
@@ -87,6 +105,7 @@ class MaskDecoder(nn.Module):
         image_pe: torch.Tensor,
         sparse_prompt_embeddings: torch.Tensor,
         dense_prompt_embeddings: torch.Tensor,
+        high_res_features: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """All 1 + M masks (B*K, 1+M, 4H, 4W) and IoU predictions (B*K, 1+M)."""
         BK = sparse_prompt_embeddings.shape[0]
@@ -100,21 +119,34 @@ class MaskDecoder(nn.Module):
         iou_token_out = hs[:, 0]  # (B*K, C)
         mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens]  # (B*K, 1+M, C)
 
-        upscaled = self.upscale(src.view(BK, H, W, C))  # (B*K, 4H, 4W, C/8)
+        fine = None
+        if high_res_features is not None:  # projected once per image, channels-last
+            feat_s0, feat_s1 = high_res_features
+            fine = [self.conv_s0(feat_s0).permute(0, 2, 3, 1),  # (B, 4H, 4W, C/8)
+                    self.conv_s1(feat_s1).permute(0, 2, 3, 1)]  # (B, 2H, 2W, C/4)
+        upscaled = self.upscale(src.view(BK, H, W, C), fine)  # (B*K, 4H, 4W, C/8)
         masks = hypernetwork_masks(mask_tokens_out, upscaled, self.output_hypernetworks_mlps)
         iou_pred = self.iou_prediction_head(iou_token_out)  # (B*K, 1+M)
         return masks, iou_pred
 
-    def upscale(self, x: torch.Tensor) -> torch.Tensor:
-        """``output_upscaling`` on a channels-last map: (B, H, W, C) -> (B, 4H, 4W, C/8).
+    def upscale(self, x: torch.Tensor, fine: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """``output_upscaling`` on a channels-last map: (P, H, W, C) -> (P, 4H, 4W, C/8).
 
         The same numbers as ``self.output_upscaling(x.permute(0, 3, 1, 2))`` (two transposed
         convs, LayerNorm2d, GELUs), computed channels-last: see :func:`conv_transpose_2x2`.
+        With the high-res path (SAM 2), ``fine`` = [(B, 4H, 4W, C/8), (B, 2H, 2W, C/4)]
+        projected image features, each added after its transposed conv (P = B*K prompts):
+        ``act(norm(dc1(x) + s1))``, then ``act(dc2(.) + s0)``.
         """
         conv1, norm, act1, conv2, act2 = self.output_upscaling
-        x = conv_transpose_2x2(x, conv1)  # (B, 2H, 2W, C/4)
+        x = conv_transpose_2x2(x, conv1)  # (P, 2H, 2W, C/4)
+        if fine is not None:
+            x = add_per_image(x, fine[1])
         x = act1(F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps))
-        return act2(conv_transpose_2x2(x, conv2))  # (B, 4H, 4W, C/8)
+        x = conv_transpose_2x2(x, conv2)  # (P, 4H, 4W, C/8)
+        if fine is not None:
+            x = add_per_image(x, fine[0])
+        return act2(x)
 
 
 def conv_transpose_2x2(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
@@ -152,6 +184,13 @@ def hypernetwork_masks(
                            dim=1)  # (B, M, C')
     masks = upscaled.flatten(1, 2) @ hyper_in.transpose(1, 2)  # (B, 4H*4W, M)
     return masks.transpose(1, 2).unflatten(2, (h, w))  # (B, M, 4H, 4W)
+
+
+def add_per_image(x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """(B*K, ...) per-prompt maps + (B, ...) per-image maps, image-major: prompt p gets image
+    p // K's map."""
+    B = features.shape[0]
+    return (x.unflatten(0, (B, -1)) + features[:, None]).flatten(0, 1)
 
 
 def add_dense_prompt(image_embeddings: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:

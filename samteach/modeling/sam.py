@@ -62,9 +62,12 @@ class Sam(nn.Module):
         check_batched_input(batched_input, self.image_encoder.img_size)
         images = torch.stack([self.preprocess(x["image"]) for x in batched_input])
         image_embeddings = self.image_encoder(images)  # (B, C, h, w)
+        stem = self.image_encoder.high_res_stem  # only in models with SAM 2's high-res path
+        fine = None if stem is None else stem(images)
         image_pe = self.prompt_encoder.get_dense_pe()
         outputs = []
-        for record, embedding in zip(batched_input, image_embeddings, strict=True):
+        for b, (record, embedding) in enumerate(zip(batched_input, image_embeddings,
+                                                    strict=True)):
             points = None
             if "point_coords" in record:
                 points = (record["point_coords"], record["point_labels"])
@@ -77,6 +80,7 @@ class Sam(nn.Module):
                 sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense,
                 multimask_output=multimask_output,
+                high_res_features=None if fine is None else [f[b : b + 1] for f in fine],
             )
             masks = self.postprocess_masks(
                 low_res, record["image"].shape[-2:], record["original_size"]
