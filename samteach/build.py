@@ -23,6 +23,7 @@ from .config import (
     config_to_dict,
     get_config,
 )
+from .files import atomic_write
 from .modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
 __all__ = [
@@ -225,7 +226,7 @@ def save_checkpoint(sam: Sam, path: str | Path) -> None:
     if config is not None:
         metadata[_CONFIG_KEY] = json.dumps(config_to_dict(config))
     tensors = {k: v.detach().cpu().contiguous() for k, v in sam.state_dict().items()}
-    save_file(tensors, str(path), metadata=metadata)
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def load_checkpoint(sam: Sam, path: str | Path, strict: bool = True) -> list[str]:

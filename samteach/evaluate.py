@@ -124,12 +124,13 @@ def _save_curves(results: dict[str, EvaluationResult], path: str) -> None:
     matplotlib.use("Agg")  # a file, never a window: the command may run without a screen
     import matplotlib.pyplot as plt
 
+    from .files import atomic_write
     from .viz import plot_miou_curve
 
     curves = {f"{kind} scenes": np.mean(r.ious, axis=0) for kind, r in results.items()}
     ax = plot_miou_curve(curves)
     ax.set_title("held-out mIoU after k clicks (RITM clicker)")
-    ax.figure.savefig(path, dpi=120)
+    atomic_write(path, lambda tmp: ax.figure.savefig(tmp, dpi=120, format="png"))
     plt.close(ax.figure)
     print(f"saved {path}")
 

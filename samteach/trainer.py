@@ -26,6 +26,7 @@ from .build import build_sam, load_state_dict, save_checkpoint
 from .config import get_config
 from .data.generic import GenericSceneConfig
 from .data.scenes import SceneConfig
+from .files import atomic_write, write_text_atomic
 from .training import InteractiveSam, SceneMasks, TrainConfig, lr_at
 
 __all__ = ["Trainer", "config_from_state", "default_device"]
@@ -141,7 +142,7 @@ class Trainer:
         except KeyboardInterrupt:  # Ctrl-C: keep what was learnt, so --resume can continue
             if self.rank == 0:
                 self.out.mkdir(parents=True, exist_ok=True)
-                torch.save(self._state(), self.out / STATE)
+                _save_state(self._state(), self.out / STATE)
                 save_checkpoint(self.sam, self.out / MODEL)
             raise
         bar.close()
@@ -194,7 +195,7 @@ class Trainer:
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             save_checkpoint(self.sam, self.out / MODEL)
-            torch.save(self._state(), self.out / STATE)
+            _save_state(self._state(), self.out / STATE)
             if evaluate:
                 summary = self._evaluate()
             if final:
@@ -252,8 +253,12 @@ class Trainer:
             "init": self.init,
             "evaluation": figures,
         }
-        (self.out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        write_text_atomic(self.out / SUMMARY, json.dumps(summary, indent=2) + "\n")
         return summary
+
+
+def _save_state(state: dict, path: Path) -> None:
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def _warm_start(sam, init: str | Path) -> None:

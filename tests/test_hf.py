@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from samteach.data import SegmentationRecord
+from samteach.data.generic import make_generic_scene
 from samteach.data.hf import (
     PromptSampler,
     collate_prompts,
@@ -37,6 +38,11 @@ def test_scenes_dataset_holds_the_scenes(scenes):
     assert len(scenes) == 12 and set(scenes.column_names) == {
         "image", "masks", "class_names", "parents", "image_id"}
     assert_same_record(to_record(scenes[5]), make_scene(8, 96))
+
+
+def test_generic_scenes_use_the_same_adapter():
+    ds = scenes_dataset(3, size=(64, 96), seed=10, progress=False, kind="generic")
+    assert_same_record(to_record(ds[2]), make_generic_scene(12, (64, 96)))
 
 
 def test_save_and_load_from_disk(scenes, tmp_path):
@@ -102,6 +108,8 @@ def test_dataloader_batches_b_images_times_k_prompts(scenes):
 def test_bad_arguments():
     with pytest.raises(ValueError, match="n must be a positive number of scenes"):
         scenes_dataset(0)
+    with pytest.raises(ValueError, match="kind must be 'lab' or 'generic'"):
+        scenes_dataset(1, kind="labs")
     with pytest.raises(ValueError, match="k must be a positive number of masks"):
         PromptSampler(k=0)
     with pytest.raises(ValueError, match="examples must share one image size"):

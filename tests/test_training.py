@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from samteach import build_sam
 from samteach.build import read_checkpoint
+from samteach.predictor import SamPredictor
 from samteach.prompts import sample_error_clicks
 from samteach.trainer import Trainer
 from samteach.training import (
@@ -22,6 +23,8 @@ from samteach.training import (
     interactive_step,
     lr_at,
     next_round_prompts,
+    preprocess_batch,
+    round_plan,
 )
 
 SMALL = TrainConfig(images_per_step=2, masks_per_image=3, rounds=3, warmup_steps=2,
@@ -30,7 +33,7 @@ SMALL = TrainConfig(images_per_step=2, masks_per_image=3, rounds=3, warmup_steps
 
 def batch(n: int = 2, k: int = 3, first_seed: int = 0):
     data = SceneMasks(128, k, first_seed=first_seed)
-    images, masks = zip(*(data[i] for i in range(n)), strict=True)
+    images, masks, _ = zip(*(data[i] for i in range(n)), strict=True)
     return torch.stack(images), torch.stack(masks)
 
 
@@ -113,6 +116,91 @@ def test_grad_rounds_last_trains_on_the_last_round_only():
     assert out["loss"].item() == pytest.approx(out["round_loss"][-1], rel=1e-5)
 
 
+def test_grad_rounds_sample_trains_round_one_and_a_few_others():
+    config = replace(SMALL, rounds=9, no_click_rounds=2, grad_rounds="sample", grad_sample=3)
+    seen = set()
+    for seed in range(20):
+        clicks, grads = round_plan(config, torch.Generator().manual_seed(seed))
+        assert len(grads) == 11 and grads[0] and sum(grads) == 3
+        seen |= {r for r, g in enumerate(grads) if g}
+        # The paper's schedule: 8 click rounds, one no-click round somewhere among them, and
+        # one at the end (round 0 brings the first prompt).
+        assert clicks[0] is False and clicks[-1] is False and sum(clicks) == 8
+    assert seen == set(range(11))  # every round is trained now and then
+    sam = build_sam("tiny")
+    images, masks = batch()
+    out = interactive_step(sam, images, masks, config, torch.Generator().manual_seed(0))
+    assert out["loss"].requires_grad and len(out["round_loss"]) == 11
+
+
+def test_no_click_rounds_only_feed_the_mask_back():
+    sam = build_sam("tiny")
+    images, masks = batch()
+    config = replace(SMALL, rounds=3, no_click_rounds=2)
+    g = torch.Generator().manual_seed(3)
+    clicks, _ = round_plan(config, torch.Generator().manual_seed(3))
+    out = interactive_step(sam, images, masks, config, g, record_rounds=True)
+    for r in range(1, 5):
+        before, after = out["rounds"][r - 1], out["rounds"][r]
+        added = after["points"].shape[1] - before["points"].shape[1]
+        assert added == (1 if clicks[r] else 0)
+        assert after["mask_input"] is not None  # the previous mask always comes back
+
+
+def test_a_non_square_training_image_is_padded_exactly_as_the_predictor_pads():
+    data = SceneMasks(128, 2, generic_share=0.5, nonsquare_share=1.0)
+    image, masks, size = data[0]
+    h, w = size.tolist()
+    assert (h, w) != (128, 128) and max(h, w) == 128
+    assert not image[:, h:, :].any() and not image[:, :, w:].any()
+    assert not masks[:, h:, :].any() and not masks[:, :, w:].any()
+    sam = build_sam("tiny")
+    predictor = SamPredictor(sam)
+    predictor.set_image(image[:, :h, :w].permute(1, 2, 0).numpy())  # the photo as a user has it
+    ours = preprocess_batch(sam, image[None], size[None])[0]
+    theirs = sam.preprocess(torch.as_tensor(predictor.transform.apply_image(
+        image[:, :h, :w].permute(1, 2, 0).numpy())).permute(2, 0, 1).float())
+    assert torch.equal(ours, theirs) and not torch.signbit(ours[:, h:]).any()  # +0, bit for bit
+    with torch.no_grad():  # the same input; the encoder agrees to float rounding
+        torch.testing.assert_close(sam.image_encoder(ours[None]), predictor.features,
+                                   rtol=0, atol=1e-5)
+
+
+def test_scene_masks_mix_lab_and_generic_scenes_of_several_shapes():
+    data = SceneMasks(128, 2, generic_share=0.5, nonsquare_share=0.3)
+    ids = [data[i] for i in range(40)]
+    sizes = {tuple(item[2].tolist()) for item in ids}
+    assert (128, 128) in sizes and len(sizes) > 3
+    lab = SceneMasks(128, 2)[5]
+    assert torch.equal(lab[0], SceneMasks(128, 2, nonsquare_share=0.0)[5][0])
+    assert tuple(lab[2].tolist()) == (128, 128)
+    kinds = []
+    for i in range(40):  # which generator drew item i: the lab scene of that seed, or not
+        from samteach.data.scenes import make_scene
+
+        h, w = ids[i][2].tolist()
+        lab_image = torch.from_numpy(make_scene(i, (h, w)).image).permute(2, 0, 1)
+        kinds.append(torch.equal(ids[i][0][:, :h, :w], lab_image))
+    assert 8 < sum(kinds) < 32  # about half and half
+
+
+def test_point_mode_both_uses_both_rules():
+    """Half the clicks follow each rule: their mean distance from the middle lies halfway."""
+    from samteach.prompts import sample_first_prompts
+
+    masks = torch.zeros(2000, 32, 32, dtype=torch.bool)
+    masks[:, 4:28, 4:28] = True
+
+    def spread(mode):
+        first = sample_first_prompts(masks, torch.Generator().manual_seed(0), p_box=0.0,
+                                     point_mode=mode)
+        return (first.points[:, 0] - 15.5).abs().amax(dim=1).mean().item()
+
+    uniform, centre, both = spread("uniform"), spread("center"), spread("both")
+    assert centre < uniform - 1.0
+    assert both == pytest.approx((uniform + centre) / 2, abs=0.3)
+
+
 def test_schedule_warms_up_then_decays():
     config = replace(SMALL, lr=1.0, warmup_steps=10, max_steps=110)
     assert lr_at(0, config) == pytest.approx(0.1) and lr_at(9, config) == pytest.approx(1.0)
@@ -123,7 +211,10 @@ def test_schedule_warms_up_then_decays():
 @pytest.mark.parametrize("change, pattern", [
     (dict(rounds=0), "rounds must be a positive int"),
     (dict(lr=-1e-3), "lr must be a positive learning rate"),
-    (dict(grad_rounds="some"), "grad_rounds must be 'all' or 'last'"),
+    (dict(grad_rounds="some"), r"grad_rounds must be one of \('all', 'last', 'sample'\)"),
+    (dict(point_mode="corner"), "point_mode must be one of"),
+    (dict(generic_share=1.5), r"generic_share must be a share in \[0, 1\]"),
+    (dict(grad_sample=0), "grad_sample must be a positive int"),
     (dict(masks_per_image=0), "masks_per_image must be a positive int"),
 ])
 def test_bad_configs(change, pattern):

@@ -16,8 +16,9 @@ skill at course scale: where does the thing under the click end?
 * sizes from about 0.5 % to 60 % of the image, colour and contrast jitter (some objects barely
   differ from what is behind them), and any (H, W): non-square images included.
 
-``make_generic_scene(seed, size)`` draws one scene as a :class:`SegmentationRecord`, like the
-lab scenes' :func:`~samteach.data.make_scene`, and just as reproducibly: only numpy's PCG64
+``make_generic_scene(seed, size)`` draws one scene (at least one instance) as a
+:class:`SegmentationRecord`, like the lab scenes' :func:`~samteach.data.make_scene`, and just
+as reproducibly: only numpy's PCG64
 generator and +, -, *, /, sqrt and comparisons (directions come from points on a square's
 outline, normalised, instead of from angles), so the same seed gives the same pixels on every
 machine. ``class_names`` are the shape names.
@@ -100,7 +101,15 @@ def make_generic_scene(
             if part is not None and rng.random() < config.subpart_probability:
                 _draw_part(canvas, rng, part, background, config)
     _jitter(canvas, rng, config.noise)
-    return canvas.record(int(config.min_area * height * width), image_id=f"generic-{seed}")
+    min_area = int(config.min_area * height * width)
+    record = canvas.record(min_area, image_id=f"generic-{seed}")
+    while not len(record):  # rare (all too small, or hidden): one more object, on top
+        area = float(rng.uniform(max(0.02, config.min_object_area),
+                                 max(0.1, config.max_object_area / 2)))
+        centre = _place(rng, canvas, area, [], 0.0)
+        _draw_object(canvas, rng, centre, area, background, config)
+        record = canvas.record(min_area, image_id=f"generic-{seed}")
+    return record
 
 
 def make_generic_scenes(

@@ -4,6 +4,7 @@
     from samteach.data.hf import PromptSampler, collate_prompts, scenes_dataset
 
     ds = scenes_dataset(1000, size=128, seed=0)       # 1000 lab scenes, ~4 s
+    shapes = scenes_dataset(1000, kind="generic")     # 1000 scenes of anything
     ds.save_to_disk("scenes")                         # datasets.load_from_disk("scenes")
     train = ds.with_transform(PromptSampler(k=4, seed=0))
     loader = DataLoader(train, batch_size=8, shuffle=True, collate_fn=collate_prompts)
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .generic import GenericSceneConfig, make_generic_scene
 from .record import SegmentationRecord
 from .scenes import SceneConfig, make_scene
 
@@ -81,14 +83,20 @@ def records_dataset(records: Iterable[SegmentationRecord]):
 
 
 def scenes_dataset(n: int, size: int | tuple[int, int] = 128, seed: int = 0,
-                   config: SceneConfig | None = None, progress: bool = True):
-    """``n`` synthetic lab scenes (seeds ``seed`` .. ``seed + n - 1``) as a dataset."""
+                   config: SceneConfig | GenericSceneConfig | None = None,
+                   progress: bool = True, kind: str = "lab"):
+    """``n`` synthetic scenes (seeds ``seed`` .. ``seed + n - 1``) as a dataset: lab scenes
+    (``kind="lab"``, :func:`~samteach.data.make_scene`) or scenes of anything
+    (``kind="generic"``, :func:`~samteach.data.make_generic_scene`)."""
     from tqdm.auto import tqdm
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive number of scenes; got {n!r}")
+    draw = {"lab": make_scene, "generic": make_generic_scene}.get(kind)
+    if draw is None:
+        raise ValueError(f"kind must be 'lab' or 'generic'; got {kind!r}")
     seeds = tqdm(range(seed, seed + n), desc="drawing scenes", disable=not progress)
-    return records_dataset(make_scene(s, size, config) for s in seeds)
+    return records_dataset(draw(s, size, config) for s in seeds)
 
 
 class PromptSampler:

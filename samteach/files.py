@@ -1,0 +1,31 @@
+"""Writing files so that an interrupted or failed write never leaves a half-written file.
+
+Every file samteach writes (checkpoints, run state, summaries, shipped weights, plots) goes to a
+temporary file beside its destination first and is renamed over it only when complete: a rename
+within one folder is atomic, so the destination holds either the old file or the new one.
+"""
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["atomic_write", "write_text_atomic"]
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
+    """Call ``write(temporary_path)`` to fill a file, then move it to ``path`` in one step."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C included: leave no temporary file behind
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """``Path(path).write_text(text)``, atomically."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))

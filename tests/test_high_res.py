@@ -1,0 +1,113 @@
+"""SAM 2's high-resolution mask path, as an optional flag: off in Meta's presets, exact where on."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from samteach import SamPredictor, build_sam, get_config
+from samteach.data.scenes import make_scene
+from samteach.training import SceneMasks, TrainConfig, interactive_step
+
+
+def with_high_res(config):
+    return replace(config, image_encoder=replace(config.image_encoder, high_res_stem=True),
+                   mask_decoder=replace(config.mask_decoder, use_high_res_features=True))
+
+
+@pytest.fixture(scope="module")
+def hr_sam():
+    torch.manual_seed(0)
+    return build_sam(with_high_res(get_config("tiny")))
+
+
+@pytest.mark.parametrize("name", ["vit_b", "vit_l", "vit_h"])
+def test_off_in_meta_presets(name):
+    config = get_config(name)
+    assert not config.image_encoder.high_res_stem
+    assert not config.mask_decoder.use_high_res_features
+
+
+def test_flags_must_agree():
+    tiny = get_config("tiny")
+    with pytest.raises(ValueError, match="mask_decoder.use_high_res_features .* must equal "
+                                         "image_encoder.high_res_stem"):
+        replace(tiny, mask_decoder=replace(tiny.mask_decoder, use_high_res_features=True))
+
+
+def test_keys_follow_sam2_names(hr_sam):
+    keys = set(hr_sam.state_dict()) - set(build_sam("tiny").state_dict())
+    assert {k.split(".")[1] for k in keys} == {"high_res_stem", "conv_s0", "conv_s1"}
+    assert "mask_decoder.conv_s0.weight" in keys and "mask_decoder.conv_s1.weight" in keys
+
+
+def test_stem_maps_have_the_upscaling_strides(hr_sam):
+    x = torch.randn(2, 3, 128, 128)
+    s0, s1 = hr_sam.image_encoder.high_res_stem(x)
+    assert s0.shape == (2, 16, 64, 64) and s1.shape == (2, 32, 32, 32)  # C/4 at 4x, C/2 at 2x
+
+
+def test_fast_upscaling_equals_the_readable_one(hr_sam):
+    """The channels-last path with the fine maps added equals SAM 2's formula written with
+    ``output_upscaling``'s own modules on (B, C, H, W) maps."""
+    decoder = hr_sam.mask_decoder
+    B, K, C, H = 2, 3, 64, 16
+    g = torch.Generator().manual_seed(0)
+    src = torch.randn(B * K, H, H, C, generator=g)
+    feat_s0 = torch.randn(B, C // 4, 4 * H, 4 * H, generator=g)
+    feat_s1 = torch.randn(B, C // 2, 2 * H, 2 * H, generator=g)
+    fine = [decoder.conv_s0(feat_s0).permute(0, 2, 3, 1), decoder.conv_s1(feat_s1).permute(
+        0, 2, 3, 1)]
+    fast = decoder.upscale(src, fine).permute(0, 3, 1, 2)  # (B*K, C/8, 4H, 4W)
+    dc1, ln1, act1, dc2, act2 = decoder.output_upscaling
+    x = src.permute(0, 3, 1, 2)
+    s1 = decoder.conv_s1(feat_s1).repeat_interleave(K, dim=0)
+    s0 = decoder.conv_s0(feat_s0).repeat_interleave(K, dim=0)
+    readable = act2(dc2(act1(ln1(dc1(x) + s1))) + s0)
+    torch.testing.assert_close(fast, readable, rtol=1e-5, atol=1e-5)
+
+
+def test_the_decoder_asks_for_what_it_was_built_with(hr_sam):
+    predictor = SamPredictor(hr_sam)
+    predictor.set_image(make_scene(0).image)
+    sparse, dense = hr_sam.prompt_encoder(points=(torch.tensor([[[5.0, 5.0]]]),
+                                                  torch.tensor([[1]])), boxes=None, masks=None)
+    pe = hr_sam.prompt_encoder.get_dense_pe()
+    with pytest.raises(ValueError, match="pass high_res_features=image_encoder.high_res_stem"):
+        hr_sam.mask_decoder(predictor.features, pe, sparse, dense, True)
+    plain = build_sam("tiny")
+    with pytest.raises(ValueError, match="no high-res path"):
+        plain.mask_decoder(plain.image_encoder(torch.zeros(1, 3, 128, 128)), pe, sparse, dense,
+                           True, high_res_features=predictor.high_res_features)
+
+
+def test_predictor_and_batched_forward_agree(hr_sam):
+    image = make_scene(3, (96, 128)).image
+    predictor = SamPredictor(hr_sam)
+    predictor.set_image(image)
+    masks, scores, low_res = predictor.predict(np.array([[60, 40]]), np.array([1]),
+                                               return_logits=True)
+    resized = torch.as_tensor(predictor.transform.apply_image(image)).permute(2, 0, 1)
+    coords = predictor.transform.apply_coords(np.array([[[60.0, 40.0]]]), (96, 128))
+    out = hr_sam([{"image": resized, "original_size": (96, 128),
+                   "point_coords": torch.as_tensor(coords, dtype=torch.float),
+                   "point_labels": torch.tensor([[1]])}], multimask_output=True)[0]
+    torch.testing.assert_close(out["iou_predictions"][0], torch.as_tensor(scores))
+    torch.testing.assert_close(out["low_res_logits"][0], torch.as_tensor(low_res))
+
+
+def test_training_reaches_the_stem(hr_sam):
+    data = SceneMasks(128, 2, generic_share=0.5)
+    images, masks, sizes = (torch.stack(x) for x in zip(*(data[i] for i in range(2)),
+                                                        strict=True))
+    config = TrainConfig(images_per_step=2, masks_per_image=2, rounds=2)
+    hr_sam.train()
+    out = interactive_step(hr_sam, images, masks, config, torch.Generator().manual_seed(0),
+                           input_sizes=sizes)
+    out["loss"].backward()
+    hr_sam.eval()
+    grads = [p.grad for p in hr_sam.image_encoder.high_res_stem.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+    assert hr_sam.mask_decoder.conv_s0.weight.grad.abs().sum() > 0
+    hr_sam.zero_grad(set_to_none=True)
