@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from samteach import prompts
 from samteach.clicker import Clicker
+from samteach.data.generic import make_generic_scene
 from samteach.data.hf import PromptSampler, collate_prompts, scenes_dataset
 from samteach.data.scenes import make_scene
 
@@ -61,10 +62,11 @@ def bench_samplers(size: int) -> None:
 def main() -> None:
     torch.set_num_threads(1)
     print(f"samteach data benchmark, 1 thread, torch {torch.__version__}")
-    for size in (128, 512):
-        n = 200 if size == 128 else 20
-        print(f"scenes/s at {size}x{size}:".ljust(44),
-              f"{rate(lambda n=n, size=size: [make_scene(i, size) for i in range(n)], n):9.0f}")
+    for draw, kind in ((make_scene, "lab"), (make_generic_scene, "generic")):
+        for size in (128, 512):
+            n = 200 if size == 128 else 20
+            work = lambda n=n, size=size, draw=draw: [draw(i, size) for i in range(n)]  # noqa: E731
+            print(f"{kind} scenes/s at {size}x{size}:".ljust(44), f"{rate(work, n):9.0f}")
 
     for size in (128, 1024):
         bench_samplers(size)

@@ -261,9 +261,18 @@ def _save_state(state: dict, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
+# Parts a warm start may add to the model it continues: SAM 2's high-res path, whose
+# projections start at zero, so the continued model begins exactly where the old one was.
+_NEW_PARTS = ("image_encoder.high_res_stem.", "mask_decoder.conv_s0.", "mask_decoder.conv_s1.")
+
+
 def _warm_start(sam, init: str | Path) -> None:
-    """Load the weights ``init`` names (a checkpoint path or shipped weights) into ``sam``."""
-    from .build import load_checkpoint, shipped_weights
+    """Load the weights ``init`` names (a checkpoint path or shipped weights) into ``sam``.
+
+    Every weight of the checkpoint must fit; the model may have the high-res path on top
+    (its zero-initialised projections keep the old model's outputs until it learns).
+    """
+    from .build import CheckpointMismatchError, read_checkpoint, shipped_weights
 
     path = Path(init)
     if not path.exists():
@@ -271,7 +280,16 @@ def _warm_start(sam, init: str | Path) -> None:
             raise ValueError(f"init must be a checkpoint file or shipped weights "
                              f"{shipped_weights()}; got {str(init)!r}")
         path = shipped_weights(str(init))
-    load_checkpoint(sam, path)
+    state_dict, _ = read_checkpoint(path)
+    expected = sam.state_dict()
+    missing = [k for k in expected if k not in state_dict and not k.startswith(_NEW_PARTS)]
+    wrong = [k for k, v in state_dict.items() if k not in expected
+             or v.shape != expected[k].shape]
+    if missing or wrong:
+        raise CheckpointMismatchError(
+            f"init {path} does not fit the model being trained: missing {missing[:5]}, "
+            f"unexpected or mis-shaped {wrong[:5]} ({len(missing)} and {len(wrong)} in all)")
+    sam.load_state_dict(state_dict, strict=False)
 
 
 def _init_distributed(device: torch.device) -> tuple[int, int, torch.device]:

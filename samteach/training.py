@@ -255,7 +255,9 @@ def interactive_step(
 
     Returns:
         "loss" to backpropagate (summed over the rounds with gradients), and per-round detached
-        "round_loss" and "round_iou" (mean actual IoU of the chosen masks).
+        "round_loss" and "round_iou" (mean actual IoU of the chosen masks) of the rounds played:
+        all of them, except with ``grad_rounds="sample"``, which stops after the last round
+        drawn for training (the rounds after it would only cost time).
     """
     B, K, H, W = masks.shape
     gt = masks.flatten(0, 1)  # (P, H, W), image-major like the decoder's prompts
@@ -271,8 +273,9 @@ def interactive_step(
     first = sample_first_prompts(gt, generator, p_box=config.p_box, point_mode=config.point_mode)
     points, labels, mask_input = first.points, first.labels, None  # (P, 2, 2), (P, 2)
     clicks, grads = round_plan(config, generator, gt.device)
+    last = max(r for r, g in enumerate(grads) if g)  # later rounds would train nothing: skip
     total, round_loss, round_iou, history = 0.0, [], [], []
-    for r in range(config.total_rounds):
+    for r in range(last + 1):
         with torch.set_grad_enabled(grads[r]):
             out, low_res = _decode_round(model, (embeddings, fine), image_pe, points, labels,
                                          mask_input, target, config, multimask=(r == 0))
@@ -285,7 +288,7 @@ def interactive_step(
         if record_rounds:
             history.append({"points": points, "labels": labels, "mask_input": mask_input,
                             "low_res": low_res.detach(), "best": best})
-        if r + 1 < config.total_rounds:  # the next round: a corrective click, or the mask alone
+        if r < last:  # the next round: a corrective click, or the mask alone
             points, labels, mask_input = next_round_prompts(
                 points, labels, low_res, out["iou_pred"], gt, generator, click=clicks[r + 1])
     result = {"loss": total, "round_loss": round_loss, "round_iou": round_iou}

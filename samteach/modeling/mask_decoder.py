@@ -55,6 +55,11 @@ class MaskDecoder(nn.Module):
         if use_high_res_features:
             self.conv_s0 = nn.Conv2d(transformer_dim // 4, transformer_dim // 8, kernel_size=1)
             self.conv_s1 = nn.Conv2d(transformer_dim // 2, transformer_dim // 4, kernel_size=1)
+            # Zero at first (as ControlNet's "zero convolutions"): the path adds nothing until
+            # it has learnt something, so it can be added to a trained SAM without harm.
+            for conv in (self.conv_s0, self.conv_s1):
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
         self.output_hypernetworks_mlps = nn.ModuleList(
             MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3)
             for _ in range(self.num_mask_tokens)
