@@ -97,17 +97,33 @@ def test_predictor_and_batched_forward_agree(hr_sam):
     torch.testing.assert_close(out["low_res_logits"][0], torch.as_tensor(low_res))
 
 
-def test_training_reaches_the_stem(hr_sam):
+def test_training_reaches_the_stem():
     data = SceneMasks(128, 2, generic_share=0.5)
     images, masks, sizes = (torch.stack(x) for x in zip(*(data[i] for i in range(2)),
                                                         strict=True))
     config = TrainConfig(images_per_step=2, masks_per_image=2, rounds=2)
-    hr_sam.train()
-    out = interactive_step(hr_sam, images, masks, config, torch.Generator().manual_seed(0),
-                           input_sizes=sizes)
-    out["loss"].backward()
-    hr_sam.eval()
-    grads = [p.grad for p in hr_sam.image_encoder.high_res_stem.parameters()]
-    assert all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
-    assert hr_sam.mask_decoder.conv_s0.weight.grad.abs().sum() > 0
-    hr_sam.zero_grad(set_to_none=True)
+    sam = build_sam(with_high_res(get_config("tiny"))).train()
+    optimizer = torch.optim.SGD(sam.parameters(), lr=0.1)
+    stem = list(sam.image_encoder.high_res_stem.parameters())
+    for step in range(2):
+        optimizer.zero_grad()
+        out = interactive_step(sam, images, masks, config, torch.Generator().manual_seed(0),
+                               input_sizes=sizes)
+        out["loss"].backward()
+        # The projections start at zero, so their own gradient moves them first (step 0);
+        # from then on the stem behind them learns too.
+        assert sam.mask_decoder.conv_s0.weight.grad.abs().sum() > 0
+        reached = [p.grad is not None and p.grad.abs().sum() > 0 for p in stem]
+        assert all(reached) == (step == 1)
+        optimizer.step()
+
+
+def test_adding_the_path_changes_no_other_initial_weight():
+    """The optional modules draw their initial weights aside, so a seeded model with the path
+    starts with exactly the weights of the same seeded model without it."""
+    torch.manual_seed(0)
+    plain = build_sam("tiny").state_dict()
+    torch.manual_seed(0)
+    with_path = build_sam(with_high_res(get_config("tiny"))).state_dict()
+    assert all(torch.equal(value, with_path[key]) for key, value in plain.items())
+    assert len(with_path) > len(plain)

@@ -75,8 +75,10 @@ class ImageEncoderViT(nn.Module):
         )
         # Optional (off in Meta's models): fine conv features for the mask decoder's upscaling,
         # SAM 2's high-resolution path. Call it on the same input: high_res_stem(x).
-        self.high_res_stem = HighResStem(patch_size, in_chans, out_chans) if high_res_stem \
-            else None
+        self.high_res_stem = None
+        if high_res_stem:
+            with torch.random.fork_rng(devices=[]):  # drawn aside: no other initial weight
+                self.high_res_stem = HighResStem(patch_size, in_chans, out_chans)  # changes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, img, img) normalised, padded image -> (B, out_chans, H, W) embedding."""

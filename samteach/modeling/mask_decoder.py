@@ -53,8 +53,9 @@ class MaskDecoder(nn.Module):
         # upscaling steps, and add them there, so mask boundaries can follow the pixels.
         self.use_high_res_features = use_high_res_features
         if use_high_res_features:
-            self.conv_s0 = nn.Conv2d(transformer_dim // 4, transformer_dim // 8, kernel_size=1)
-            self.conv_s1 = nn.Conv2d(transformer_dim // 2, transformer_dim // 4, kernel_size=1)
+            with torch.random.fork_rng(devices=[]):  # the rest's initial weights stay the same
+                self.conv_s0 = nn.Conv2d(transformer_dim // 4, transformer_dim // 8, 1)
+                self.conv_s1 = nn.Conv2d(transformer_dim // 2, transformer_dim // 4, 1)
             # Zero at first (as ControlNet's "zero convolutions"): the path adds nothing until
             # it has learnt something, so it can be added to a trained SAM without harm.
             for conv in (self.conv_s0, self.conv_s1):
