@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=TrainConfig.warmup_steps)
     p.add_argument("--p-box", type=float, default=TrainConfig.p_box)
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--train-seed-start", type=int, default=TrainConfig.train_seed_start,
+                   help="first scene seed of the training stream (e.g. past a warm start's)")
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--eval-scenes", type=int, default=10)
     p.add_argument("--resume", action="store_true")
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
         loss_resolution=args.loss_resolution, generic_share=args.generic_share,
         nonsquare_share=args.nonsquare_share,
         p_box=args.p_box, lr=args.lr, warmup_steps=args.warmup, seed=args.seed,
+        train_seed_start=args.train_seed_start,
         # With a time budget the schedule follows the clock (Trainer), not max_steps.
         max_steps=args.steps if args.steps is not None else 10**9,
     )
@@ -168,7 +171,8 @@ def weights_readme(folder) -> str:
                 for k in names) + f" | {figures['samples']} |")
     for name, info in infos.items():
         config = info["config"]
-        warm = f" Warm restart from `{info['init']}`." if info.get("init") else ""
+        warm = (f" Warm restart from `{info['init']['init']}` (SHA-256 "
+                f"{info['init']['sha256'][:12]}...)." if info.get("init") else "")
         lines += ["", f"## {name}", "", "```console", info["command"], "```", "",
                   f"preset {info['preset']}, seed {info['seed']}, {info['steps']} steps in "
                   f"{info['wall_time_s'] / 60:.1f} min on {info['processes']} {info['device']} "

@@ -87,9 +87,7 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # the seed fixes the initial weights too
             torch.manual_seed(config.seed)
             self.sam = build_sam(config.preset)
-        self.init = None if init is None else str(init)
-        if init is not None:
-            _warm_start(self.sam, init)
+        self.init = None if init is None else _warm_start(self.sam, init)
         self.sam = self.sam.to(self.device).train()
         self.model = InteractiveSam(self.sam, config)
         if self.world > 1:
@@ -266,12 +264,16 @@ def _save_state(state: dict, path: Path) -> None:
 _NEW_PARTS = ("image_encoder.high_res_stem.", "mask_decoder.conv_s0.", "mask_decoder.conv_s1.")
 
 
-def _warm_start(sam, init: str | Path) -> None:
+def _warm_start(sam, init: str | Path) -> dict:
     """Load the weights ``init`` names (a checkpoint path or shipped weights) into ``sam``.
 
     Every weight of the checkpoint must fit; the model may have the high-res path on top
-    (its zero-initialised projections keep the old model's outputs until it learns).
+    (its zero-initialised projections keep the old model's outputs until it learns). Returns
+    what summary.json records: the name given and the file's SHA-256, which pins the weights
+    even after shipped weights of that name are replaced.
     """
+    import hashlib
+
     from .build import CheckpointMismatchError, read_checkpoint, shipped_weights
 
     path = Path(init)
@@ -290,6 +292,7 @@ def _warm_start(sam, init: str | Path) -> None:
             f"init {path} does not fit the model being trained: missing {missing[:5]}, "
             f"unexpected or mis-shaped {wrong[:5]} ({len(missing)} and {len(wrong)} in all)")
     sam.load_state_dict(state_dict, strict=False)
+    return {"init": str(init), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def _init_distributed(device: torch.device) -> tuple[int, int, torch.device]:

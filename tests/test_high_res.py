@@ -11,9 +11,12 @@ from samteach.data.scenes import make_scene
 from samteach.training import SceneMasks, TrainConfig, interactive_step
 
 
-def with_high_res(config):
-    return replace(config, image_encoder=replace(config.image_encoder, high_res_stem=True),
-                   mask_decoder=replace(config.mask_decoder, use_high_res_features=True))
+def with_high_res(config, on: bool = True):
+    return replace(config, image_encoder=replace(config.image_encoder, high_res_stem=on),
+                   mask_decoder=replace(config.mask_decoder, use_high_res_features=on))
+
+
+PLAIN = with_high_res(get_config("tiny"), on=False)  # the tiny model without the path
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +32,19 @@ def test_off_in_meta_presets(name):
     assert not config.mask_decoder.use_high_res_features
 
 
+def test_the_tiny_preset_has_it():
+    config = get_config("tiny")
+    assert config.image_encoder.high_res_stem and config.mask_decoder.use_high_res_features
+
+
 def test_flags_must_agree():
-    tiny = get_config("tiny")
     with pytest.raises(ValueError, match="mask_decoder.use_high_res_features .* must equal "
                                          "image_encoder.high_res_stem"):
-        replace(tiny, mask_decoder=replace(tiny.mask_decoder, use_high_res_features=True))
+        replace(PLAIN, mask_decoder=replace(PLAIN.mask_decoder, use_high_res_features=True))
 
 
 def test_keys_follow_sam2_names(hr_sam):
-    keys = set(hr_sam.state_dict()) - set(build_sam("tiny").state_dict())
+    keys = set(hr_sam.state_dict()) - set(build_sam(PLAIN).state_dict())
     assert {k.split(".")[1] for k in keys} == {"high_res_stem", "conv_s0", "conv_s1"}
     assert "mask_decoder.conv_s0.weight" in keys and "mask_decoder.conv_s1.weight" in keys
 
@@ -76,7 +83,7 @@ def test_the_decoder_asks_for_what_it_was_built_with(hr_sam):
     pe = hr_sam.prompt_encoder.get_dense_pe()
     with pytest.raises(ValueError, match="pass high_res_features=image_encoder.high_res_stem"):
         hr_sam.mask_decoder(predictor.features, pe, sparse, dense, True)
-    plain = build_sam("tiny")
+    plain = build_sam(PLAIN)
     with pytest.raises(ValueError, match="no high-res path"):
         plain.mask_decoder(plain.image_encoder(torch.zeros(1, 3, 128, 128)), pe, sparse, dense,
                            True, high_res_features=predictor.high_res_features)
@@ -122,8 +129,8 @@ def test_adding_the_path_changes_no_other_initial_weight():
     """The optional modules draw their initial weights aside, so a seeded model with the path
     starts with exactly the weights of the same seeded model without it."""
     torch.manual_seed(0)
-    plain = build_sam("tiny").state_dict()
+    plain = build_sam(PLAIN).state_dict()
     torch.manual_seed(0)
-    with_path = build_sam(with_high_res(get_config("tiny"))).state_dict()
+    with_path = build_sam(with_high_res(PLAIN)).state_dict()
     assert all(torch.equal(value, with_path[key]) for key, value in plain.items())
     assert len(with_path) > len(plain)
