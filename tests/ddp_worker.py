@@ -11,15 +11,15 @@ from samteach.training import TrainConfig
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])
-    config = TrainConfig(images_per_step=1, masks_per_image=2, rounds=2, warmup_steps=1,
-                         max_steps=3)
+    config = TrainConfig(images_per_step=1, masks_per_image=2, rounds=2, no_click_rounds=0,
+                         warmup_steps=1, max_steps=3)
     trainer = Trainer(config, out / "run", eval_every=0, eval_scenes=1, progress=False)
     seen = []
     step = trainer._train_step
 
-    def record(images, masks):
+    def record(images, masks, input_sizes):
         seen.append(images.float().mean().item())  # which scenes this process trained on
-        return step(images, masks)
+        return step(images, masks, input_sizes)
 
     trainer._train_step = record
     trainer.fit()

@@ -108,7 +108,8 @@ def test_training_reaches_the_stem():
     data = SceneMasks(128, 2, generic_share=0.5)
     images, masks, sizes = (torch.stack(x) for x in zip(*(data[i] for i in range(2)),
                                                         strict=True))
-    config = TrainConfig(images_per_step=2, masks_per_image=2, rounds=2)
+    config = TrainConfig(images_per_step=2, masks_per_image=2, rounds=2, no_click_rounds=0,
+                         grad_rounds="all")
     sam = build_sam(with_high_res(get_config("tiny"))).train()
     optimizer = torch.optim.SGD(sam.parameters(), lr=0.1)
     stem = list(sam.image_encoder.high_res_stem.parameters())

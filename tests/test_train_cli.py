@@ -14,7 +14,8 @@ from samteach.trainer import Trainer
 from samteach.training import TrainConfig
 
 SHIPPED = ("tiny", "tiny_single_round")
-SMALL = TrainConfig(images_per_step=1, masks_per_image=2, rounds=2, warmup_steps=1, max_steps=4)
+SMALL = TrainConfig(images_per_step=1, masks_per_image=2, rounds=2, no_click_rounds=0,
+                    warmup_steps=1, max_steps=4)
 
 
 @pytest.mark.parametrize("kind", HELD_OUT_SETS)

@@ -27,8 +27,9 @@ from samteach.training import (
     round_plan,
 )
 
-SMALL = TrainConfig(images_per_step=2, masks_per_image=3, rounds=3, warmup_steps=2,
-                    max_steps=4, lr=2e-3)
+SMALL = TrainConfig(images_per_step=2, masks_per_image=3, rounds=3, no_click_rounds=0,
+                    grad_rounds="all", point_mode="uniform", loss_resolution="low",
+                    generic_share=0.0, nonsquare_share=0.0, warmup_steps=2, max_steps=4, lr=2e-3)
 
 
 def batch(n: int = 2, k: int = 3, first_seed: int = 0):
