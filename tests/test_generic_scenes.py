@@ -122,8 +122,22 @@ def test_bad_arguments(kwargs, pattern):
         make_generic_scene(**kwargs)
 
 
+def test_the_simple_preset_draws_flat_shapes_on_a_gradient():
+    for seed in range(20):
+        scene = make_generic_scene(seed, (120, 160), GenericSceneConfig.simple())
+        assert set(scene.class_names) <= {"rectangle", "ellipse", "triangle"}
+        assert all(p == -1 for p in scene.parents) and len(scene) >= 1
+    rows = make_generic_scene(0, (120, 160), GenericSceneConfig(
+        min_objects=1, max_objects=1, min_object_area=0.01, max_object_area=0.011,
+        background_textures=("flat",), noise=0)).image
+    corner = rows[0, 0].astype(int)  # a flat background is one colour, up to the jitter
+    assert (abs(rows[0, :10].astype(int) - corner) <= 1).all()
+
+
 @pytest.mark.parametrize("kwargs, pattern", [
     (dict(min_objects=3, max_objects=2), "min_objects <= max_objects"),
+    (dict(shapes=("square",)), "shapes must be a non-empty selection of"),
+    (dict(object_textures=()), "object_textures must be a non-empty selection"),
     (dict(min_object_area=0.5, max_object_area=0.1), "min_object_area <= max_object_area"),
     (dict(part_probability=1.5), "part_probability must be in"),
     (dict(noise=-1), "noise and min_area must be >= 0"),

@@ -23,6 +23,20 @@ import numpy as np
 from .record import SegmentationRecord
 
 
+def check_scene_args(seed: object, size: object) -> tuple[int, tuple[int, int]]:
+    """A scene's seed (an int >= 0) and size (an int for a square, or (H, W), each >= 32)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int; got {seed!r}")
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        size = (int(size), int(size))
+    if not (isinstance(size, tuple) and len(size) == 2
+            and all(isinstance(s, (int, np.integer)) for s in size)):
+        raise ValueError(f"size must be an int or an (H, W) pair of ints; got {size!r}")
+    if min(size) < 32:
+        raise ValueError(f"size must be at least 32 pixels per side; got {size}")
+    return int(seed), (int(size[0]), int(size[1]))
+
+
 class Canvas:
     """The image being painted (float RGB, 0..255) and its instance id layers."""
 

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .canvas import Canvas
+from .canvas import Canvas, check_scene_args
 from .record import SegmentationRecord
-from .scenes import _check_size, make_scene
+from .scenes import make_scene
 
 __all__ = ["SHAPES", "TEXTURES", "GenericSceneConfig", "make_generic_scene",
            "make_generic_scenes"]
@@ -58,6 +58,10 @@ class GenericSceneConfig:
     low_contrast_probability: float = 0.2  # an object coloured close to its surroundings
     noise: int = 5  # +/- grey levels of pixel noise (the amplitude is drawn up to this)
     min_area: float = 0.001  # drop instances with fewer visible pixels than this share
+    # Which kinds may be drawn (their odds keep their proportions): e.g. only flat shapes.
+    shapes: tuple[str, ...] = SHAPES
+    object_textures: tuple[str, ...] = TEXTURES
+    background_textures: tuple[str, ...] = TEXTURES
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_objects <= self.max_objects:
@@ -72,21 +76,34 @@ class GenericSceneConfig:
                 raise ValueError(f"{name} must be in [0, 1]; got {getattr(self, name)}")
         if self.noise < 0 or self.min_area < 0:
             raise ValueError("noise and min_area must be >= 0")
+        for name, known in (("shapes", SHAPES), ("object_textures", TEXTURES),
+                            ("background_textures", TEXTURES)):
+            value = tuple(getattr(self, name))
+            object.__setattr__(self, name, value)
+            if not value or not set(value) <= set(known):
+                raise ValueError(f"{name} must be a non-empty selection of {known}; got {value}")
+
+    @classmethod
+    def simple(cls) -> "GenericSceneConfig":
+        """A few flat rectangles, ellipses and triangles on a gradient: the easiest scene, the
+        first thing a new user tries."""
+        return cls(min_objects=2, max_objects=4, min_object_area=0.03, max_object_area=0.25,
+                   stack_probability=0.0, part_probability=0.0, low_contrast_probability=0.0,
+                   shapes=("rectangle", "ellipse", "triangle"), object_textures=("flat",),
+                   background_textures=("gradient",))
 
 
 def make_generic_scene(
     seed: int, size: int | tuple[int, int] = 128, config: GenericSceneConfig | None = None
 ) -> SegmentationRecord:
     """Draw the generic scene number ``seed`` at ``size`` (an int for a square, or (H, W))."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int; got {seed!r}")
-    height, width = _check_size(size)
+    seed, (height, width) = check_scene_args(seed, size)
     config = config or GenericSceneConfig()
-    rng = np.random.default_rng([_STREAM, int(seed)])
+    rng = np.random.default_rng([_STREAM, seed])
     canvas = Canvas(height, width, levels=3)
     background = _Palette.random(rng)
     _fill_texture(canvas, rng, (slice(None), slice(None)), *_grid(canvas), background,
-                  np.ones((height, width), bool), alpha=1.0)
+                  np.ones((height, width), bool), 1.0, config.background_textures)
     count = int(rng.integers(config.min_objects, config.max_objects + 1))
     areas = _log_uniform(rng, config.min_object_area, config.max_object_area, count)
     if rng.random() < 0.7:  # mostly big things at the back, small ones in front
@@ -279,9 +296,18 @@ def _stroke(rng, u, v, length: float, thickness: float) -> np.ndarray:
 # ------------------------------------------------------------------------------ drawing
 
 
+def _pick(rng, names: tuple[str, ...], allowed: tuple[str, ...], odds: tuple[float, ...]) -> str:
+    """One of ``allowed``, with the odds of ``names`` (renormalised over a subset)."""
+    if allowed == names:  # the full set: exactly the draw of the default scenes
+        return names[int(rng.choice(len(names), p=odds))]
+    weights = np.array([o for n, o in zip(names, odds, strict=True) if n in allowed])
+    kept = [n for n in names if n in allowed]
+    return kept[int(rng.choice(len(kept), p=weights / weights.sum()))]
+
+
 def _draw_object(canvas, rng, centre, area: float, background, config):
     """One object on level 0: a shape, its texture, its pixels claimed. Returns its index."""
-    kind = SHAPES[int(rng.choice(len(SHAPES), p=_SHAPE_ODDS))]
+    kind = _pick(rng, SHAPES, config.shapes, _SHAPE_ODDS)
     drawn = _shape_mask(rng, kind, canvas, *centre)
     if drawn is None or not drawn[3].any():
         return None
@@ -290,7 +316,7 @@ def _draw_object(canvas, rng, centre, area: float, background, config):
     canvas.claim(where, mask, index)
     palette = _Palette.random(rng, near=background if rng.random() <
                               config.low_contrast_probability else None)
-    _fill_texture(canvas, rng, where, ys, xs, palette, mask, alpha=_alpha(rng))
+    _fill_texture(canvas, rng, where, ys, xs, palette, mask, _alpha(rng), config.object_textures)
     return index
 
 
@@ -303,7 +329,7 @@ def _draw_part(canvas, rng, parent: int, background, config):
     pick = int(rng.integers(len(rows)))
     share = float(rng.uniform(0.08, 0.4))
     radius = float(np.sqrt(share * len(rows) / np.pi))
-    kind = SHAPES[int(rng.choice(len(SHAPES), p=_SHAPE_ODDS))]
+    kind = _pick(rng, SHAPES, config.shapes, _SHAPE_ODDS)
     drawn = _shape_mask(rng, kind, canvas, cols[pick] + 0.5, rows[pick] + 0.5, radius)
     if drawn is None:
         return None
@@ -315,7 +341,7 @@ def _draw_part(canvas, rng, parent: int, background, config):
     canvas.claim(where, mask, index)
     palette = _Palette.random(rng, near=background if rng.random() <
                               config.low_contrast_probability else None)
-    _fill_texture(canvas, rng, where, ys, xs, palette, mask, alpha=_alpha(rng))
+    _fill_texture(canvas, rng, where, ys, xs, palette, mask, _alpha(rng), config.object_textures)
     return index
 
 
@@ -341,9 +367,10 @@ class _Palette:
         return cls(first.astype(np.float32), second.astype(np.float32))
 
 
-def _fill_texture(canvas, rng, where, ys, xs, palette: _Palette, mask, alpha: float) -> None:
-    """Paint ``mask`` with a random texture of ``palette``."""
-    kind = TEXTURES[int(rng.choice(len(TEXTURES), p=_TEXTURE_ODDS))]
+def _fill_texture(canvas, rng, where, ys, xs, palette: _Palette, mask, alpha: float,
+                  allowed: tuple[str, ...] = TEXTURES) -> None:
+    """Paint ``mask`` with a random texture (one of ``allowed``) of ``palette``."""
+    kind = _pick(rng, TEXTURES, allowed, _TEXTURE_ODDS)
     if kind == "flat":
         canvas.paint(where, mask, palette.first, alpha)
         return

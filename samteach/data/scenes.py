@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .canvas import Canvas
+from .canvas import Canvas, check_scene_args
 from .record import SegmentationRecord
 
 __all__ = ["CLASS_NAMES", "SceneConfig", "make_scene", "make_scenes"]
@@ -64,11 +64,9 @@ def make_scene(
     seed: int, size: int | tuple[int, int] = 128, config: SceneConfig | None = None
 ) -> SegmentationRecord:
     """Draw the lab scene number ``seed`` at ``size`` (an int for a square, or (H, W))."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int; got {seed!r}")
-    height, width = _check_size(size)
+    seed, (height, width) = check_scene_args(seed, size)
     config = config or SceneConfig()
-    rng = np.random.default_rng(int(seed))
+    rng = np.random.default_rng(seed)
     canvas = Canvas(height, width)
     horizon = _draw_background(canvas, rng, config.clutter)
     count = int(rng.integers(config.min_vessels, config.max_vessels + 1))
@@ -85,17 +83,6 @@ def make_scenes(
 ) -> list[SegmentationRecord]:
     """Scenes ``seed``, ``seed + 1``, ..., ``seed + n - 1``."""
     return [make_scene(seed + i, size, config) for i in range(n)]
-
-
-def _check_size(size: int | tuple[int, int]) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        size = (int(size), int(size))
-    if not (isinstance(size, tuple) and len(size) == 2
-            and all(isinstance(s, (int, np.integer)) for s in size)):
-        raise ValueError(f"size must be an int or an (H, W) pair of ints; got {size!r}")
-    if min(size) < 32:
-        raise ValueError(f"size must be at least 32 pixels per side; got {size}")
-    return int(size[0]), int(size[1])
 
 
 def _color(rng: np.random.Generator, low: float, high: float) -> np.ndarray:
