@@ -18,7 +18,7 @@ from .config import (
     get_config,
 )
 from .predictor import SamPredictor
-from .transforms import ResizeLongestSide
+from .utils.transforms import ResizeLongestSide
 
 __version__ = "0.1.0"
 

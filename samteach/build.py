@@ -23,8 +23,8 @@ from .config import (
     config_to_dict,
     get_config,
 )
-from .files import atomic_write
 from .modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+from .utils.files import atomic_write
 
 __all__ = [
     "CheckpointMismatchError",

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data.record import check_mask
+from .data.record import validate_mask
+from .utils.masks import distance_transform
 
 __all__ = ["Click", "Clicker", "distance_to_boundary", "suggest_click"]
 
@@ -74,7 +75,7 @@ class Clicker:
     """
 
     def __init__(self, gt_mask: np.ndarray) -> None:
-        self.gt_mask = check_mask(gt_mask, "gt_mask")
+        self.gt_mask = validate_mask(gt_mask, "gt_mask")
         self.reset()
 
     def reset(self) -> None:
@@ -91,7 +92,7 @@ class Clicker:
         Returns:
             The new click, also appended to ``clicks``.
         """
-        pred_mask = check_mask(pred_mask, "pred_mask", self.gt_mask.shape, allow_empty=True)
+        pred_mask = validate_mask(pred_mask, "pred_mask", self.gt_mask.shape, allow_empty=True)
         click = _next_click(self.gt_mask, pred_mask, self._not_clicked)
         self.clicks.append(click)
         self._not_clicked[click.y, click.x] = False
@@ -124,8 +125,8 @@ def suggest_click(
     Returns:
         The next click.
     """
-    gt_mask = check_mask(gt_mask, "gt_mask")
-    pred_mask = check_mask(pred_mask, "pred_mask", gt_mask.shape, allow_empty=True)
+    gt_mask = validate_mask(gt_mask, "gt_mask")
+    pred_mask = validate_mask(pred_mask, "pred_mask", gt_mask.shape, allow_empty=True)
     not_clicked = np.ones(gt_mask.shape, dtype=bool)  # (H, W)
     if clicked is not None:
         xy = np.rint(np.asarray(clicked, dtype=float).reshape(-1, 2)).astype(int)  # (n, 2)
@@ -150,14 +151,10 @@ def distance_to_boundary(region: np.ndarray) -> np.ndarray:
     pixel outside it, where everything beyond the image border counts as outside.
 
     RITM calls ``cv2.distanceTransform(region, DIST_L2, 0)`` (0 = the exact transform, float32)
-    on the region padded by one False pixel; scipy's exact transform gives the same values once
-    cast to float32, which matters when two depths compare equal.
+    on the region padded by one False pixel: :func:`samteach.utils.masks.distance_transform`
+    gives the same float32 values (which matters when two depths compare equal).
     """
-    from scipy.ndimage import distance_transform_edt  # lazily: `import samteach` stays light
-
-    padded = np.pad(region, 1, mode="constant", constant_values=False)  # (H+2, W+2)
-    depth = distance_transform_edt(padded).astype(np.float32)
-    return depth[1:-1, 1:-1]  # (H, W)
+    return distance_transform(region[None])[0].numpy()  # (H, W)
 
 
 def _first_argmax(depth: np.ndarray) -> tuple[int, int]:

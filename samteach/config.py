@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from .utils.arguments import validate_int
+
 __all__ = [
     "ImageEncoderConfig",
     "PromptEncoderConfig",
@@ -184,9 +186,7 @@ class SamConfig:
 
 def _check_positive(cfg: object, *names: str) -> None:
     for name in names:
-        value = getattr(cfg, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{type(cfg).__name__}.{name} must be a positive int; got {value!r}")
+        validate_int(getattr(cfg, name), f"{type(cfg).__name__}.{name}")
 
 
 def _official(name: str, embed_dim: int, depth: int, num_heads: int,

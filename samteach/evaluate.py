@@ -29,6 +29,7 @@ from .data.scenes import make_scene
 from .metrics import STANDARD_CLICKS, EvaluationResult, evaluate, predictor_callable
 from .modeling import Sam
 from .predictor import SamPredictor
+from .utils.arguments import validate_int
 
 __all__ = ["HELD_OUT_SEED", "HELD_OUT_SETS", "evaluate_model", "held_out_scenes", "main"]
 
@@ -59,8 +60,7 @@ def evaluate_model(
     Scenes are drawn with their long side at the model's input size, so no resizing blurs the
     comparison (non-square ones are padded by the predictor, as any photo is).
     """
-    if isinstance(n_scenes, bool) or not isinstance(n_scenes, int) or n_scenes < 1:
-        raise ValueError(f"n_scenes must be a positive number of scenes; got {n_scenes!r}")
+    validate_int(n_scenes, "n_scenes", what=", the number of scenes")
     if kind not in HELD_OUT_SETS:
         raise ValueError(f"kind must be one of {HELD_OUT_SETS}; got {kind!r}")
     predictor = SamPredictor(model.eval())
@@ -124,7 +124,7 @@ def _save_curves(results: dict[str, EvaluationResult], path: str) -> None:
     matplotlib.use("Agg")  # a file, never a window: the command may run without a screen
     import matplotlib.pyplot as plt
 
-    from .files import atomic_write
+    from .utils.files import atomic_write
     from .viz import plot_miou_curve
 
     curves = {f"{kind} scenes": np.mean(r.ious, axis=0) for kind, r in results.items()}

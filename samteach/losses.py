@@ -13,6 +13,8 @@ Shapes: P prompts, M masks per prompt, H/W mask height and width.
 import torch
 import torch.nn.functional as F
 
+from .utils.masks import mask_iou as masks_iou
+
 __all__ = ["dice_loss", "focal_loss", "mask_iou", "sam_loss"]
 
 
@@ -47,14 +49,11 @@ def dice_loss(logits: torch.Tensor, targets: torch.Tensor, smooth: float = 1.0) 
 def mask_iou(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """IoU of the binarised prediction (logits > 0) with the target: (..., H, W) -> (...).
 
-    Soft targets (a pixel's share of object, e.g. after downsampling) count where > 0.5.
+    The IoU head's regression target. Soft targets (a pixel's share of object, e.g. after
+    downsampling) count where > 0.5. (The IoU itself: :func:`samteach.utils.masks.mask_iou`.)
     """
-    pred = logits > 0
     gt = targets if targets.dtype == torch.bool else targets > 0.5
-    intersection = (pred & gt).flatten(-2).sum(-1)
-    union = (pred | gt).flatten(-2).sum(-1)
-    return torch.where(union > 0, intersection / union.clamp(min=1), torch.ones_like(
-        intersection, dtype=torch.float32))
+    return masks_iou(logits > 0, gt)
 
 
 def sam_loss(

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 
 from .clicker import Clicker
+from .utils.arguments import validate_int, validate_number
+from .utils.masks import mask_iou
 
 __all__ = [
     "SIZE_BINS",
@@ -64,9 +66,7 @@ def iou(pred: np.ndarray, gt: np.ndarray) -> float | np.ndarray:
     if pred.ndim not in (2, 3) or gt.shape not in (pred.shape, pred.shape[-2:]):
         raise ValueError(f"pred must be (H, W) or (N, H, W) and gt the same shape or (H, W); "
                          f"got pred {pred.shape} and gt {gt.shape}")
-    intersection = (pred & gt).sum(axis=(-2, -1))
-    union = (pred | gt).sum(axis=(-2, -1))
-    result = np.where(union > 0, intersection / np.maximum(union, 1), 1.0)
+    result = mask_iou(pred, gt)
     return float(result) if pred.ndim == 2 else result
 
 
@@ -92,7 +92,7 @@ def interactive_ious(
         raise TypeError(f"predict must be a function predict(points, labels, mask_logits) -> "
                         f"logits; got {type(predict).__name__}")
     _check_max_clicks(max_clicks)
-    threshold = _check_number(threshold, "threshold")
+    threshold = validate_number(threshold, "threshold")
     clicker = Clicker(gt_mask)
     pred = np.zeros_like(clicker.gt_mask)  # (H, W): nothing predicted before the first click
     feedback = None
@@ -390,25 +390,12 @@ def _check_bool(mask: object, name: str) -> np.ndarray:
 
 
 def _check_max_clicks(max_clicks: object) -> None:
-    if not isinstance(max_clicks, Integral) or isinstance(max_clicks, bool):
-        raise TypeError(f"max_clicks must be an int; got {type(max_clicks).__name__}")
-    if max_clicks < 1:
-        raise ValueError(f"max_clicks must be at least 1; got {max_clicks}")
-
-
-def _check_number(value: object, name: str) -> float:
-    if not isinstance(value, Real) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a number; got {type(value).__name__}")
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite; got {value}")
-    return float(value)
+    validate_int(max_clicks, "max_clicks")
 
 
 def _check_iou_threshold(threshold: object, name: str = "threshold") -> float:
-    threshold = _check_number(threshold, name)
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"{name} must be an IoU target in (0, 1], e.g. 0.85; got {threshold}")
-    return threshold
+    return validate_number(threshold, name, 0.0, 1.0, low_open=True,
+                           expected="an IoU target in (0, 1], e.g. 0.85")
 
 
 def _check_thresholds(thresholds: object) -> list[float]:

@@ -12,19 +12,19 @@ import numpy as np
 import torch
 
 from .modeling import Sam
-from .transforms import ResizeLongestSide
-from .validate import (
+from .utils.arguments import (
     ImageNotSetError,
     as_array,
-    check_box,
-    check_boxes,
-    check_image,
-    check_inside,
-    check_labels,
-    check_mask_input,
-    check_points,
-    check_prompt_tensors,
+    validate_box,
+    validate_boxes,
+    validate_image,
+    validate_inside,
+    validate_labels,
+    validate_mask_input,
+    validate_points,
+    validate_prompt_tensors,
 )
+from .utils.transforms import ResizeLongestSide
 
 
 class SamPredictor:
@@ -50,7 +50,7 @@ class SamPredictor:
                             f"{type(images).__name__}")
         resized = []
         for image in images:
-            image = check_image(image, image_format)
+            image = validate_image(image, image_format)
             if image_format != self.model.image_format:
                 image = image[..., ::-1]  # BGR <-> RGB
             resized.append(self.transform.apply_image(np.ascontiguousarray(image)))
@@ -116,15 +116,15 @@ class SamPredictor:
         if point_coords is not None or point_labels is not None:
             if point_coords is None:
                 raise ValueError("point_coords must be given with point_labels")
-            coords, labels = check_points(point_coords, point_labels, original)
+            coords, labels = validate_points(point_coords, point_labels, original)
             coords = self._tensor(self.transform.apply_coords(coords, original))[None]  # (1,N,2)
             labels = torch.as_tensor(labels, dtype=torch.int, device=self.device)[None]  # (1, N)
         if box is not None:
-            box = check_box(box, original)
+            box = validate_box(box, original)
             boxes = self._tensor(self.transform.apply_boxes(box, original))  # (1, 4)
         if mask_input is not None:
             size = self.model.prompt_encoder.mask_input_size
-            masks = self._tensor(check_mask_input(mask_input, size, ()))[None]  # (1, 1, h, w)
+            masks = self._tensor(validate_mask_input(mask_input, size, ()))[None]  # (1, 1, h, w)
         outputs = self.predict_torch(coords, labels, boxes, masks, multimask_output, return_logits)
         return tuple(x[0].detach().cpu().numpy() for x in outputs)
 
@@ -150,7 +150,7 @@ class SamPredictor:
             masks (K, M, H, W), iou_predictions (K, M), low_res_masks (K, M, h, w) tensors.
         """
         self._require_single_image("predict_torch")
-        check_prompt_tensors(point_coords, point_labels, boxes, mask_input, self.input_size,
+        validate_prompt_tensors(point_coords, point_labels, boxes, mask_input, self.input_size,
                              self.model.prompt_encoder.mask_input_size)
         low_res, iou = self._decode(point_coords, point_labels, boxes, mask_input,
                                     multimask_output)
@@ -197,7 +197,7 @@ class SamPredictor:
             size = self.model.prompt_encoder.mask_input_size
             if K is None:  # masks alone: K is whatever they bring
                 K = np.shape(mask_input)[1] if np.ndim(mask_input) == 5 else 1
-            masks = self._tensor(check_mask_input(mask_input, size, (B, K))).flatten(0, 1)
+            masks = self._tensor(validate_mask_input(mask_input, size, (B, K))).flatten(0, 1)
         with torch.no_grad():
             low_res, iou = self._decode(coords, labels, box_t, masks, multimask_output)
         low_res, iou = low_res.unflatten(0, (B, -1)), iou.unflatten(0, (B, -1))  # (B, K, ...)
@@ -212,13 +212,13 @@ class SamPredictor:
         if coords.ndim != 4 or coords.shape[0] != B or coords.shape[-1] != 2:
             raise ValueError(f"point_coords must be (B, K, N, 2) with B = {B} images; got "
                              f"shape {coords.shape}")
-        labels = check_labels(point_labels, coords.shape[2])
+        labels = validate_labels(point_labels, coords.shape[2])
         if labels.shape != coords.shape[:3]:
             raise ValueError(f"point_labels must be (B, K, N) = {coords.shape[:3]}; got "
                              f"{labels.shape}")
         resized = []
         for b, size in enumerate(self._original_sizes):
-            check_inside(coords[b], size, "point_coords", "image")
+            validate_inside(coords[b], size, "point_coords", "image")
             resized.append(self.transform.apply_coords(coords[b], size))
         coords_t = self._tensor(np.stack(resized)).flatten(0, 1)  # (B*K, N, 2)
         labels_t = torch.as_tensor(labels, dtype=torch.int, device=self.device).flatten(0, 1)
@@ -231,7 +231,7 @@ class SamPredictor:
                              f"{array.shape}")
         resized = []
         for b, size in enumerate(self._original_sizes):
-            check_boxes(array[b], size)
+            validate_boxes(array[b], size)
             resized.append(self.transform.apply_boxes(array[b], size))
         return self._tensor(np.stack(resized)).flatten(0, 1)  # (B*K, 4)
 

@@ -32,6 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .utils.arguments import (
+    shape_text,
+    validate_choice,
+    validate_mask_batch,
+    validate_number,
+)
+from .utils.masks import distance_transform, mask_to_box
+
 __all__ = [
     "FIRST_POINT_MODES",
     "POINT_MODES",
@@ -51,66 +59,12 @@ POINT_MODES = ("uniform", "center")
 # Training on both teaches the model the annotator's click (anywhere on the object) and the
 # evaluation's (the object's centre, SAM §7.1).
 FIRST_POINT_MODES = (*POINT_MODES, "both")
-# Work on at most this many pixels at once (4 masks of 1024x1024): the distance transform and
-# the samplers' cumulative sums then need a few hundred MB at most, whatever B is.
+# Work on at most this many pixels at once (4 masks of 1024x1024): the samplers' cumulative
+# sums then need a few hundred MB at most, whatever B is.
 _CHUNK_PIXELS = 1 << 22
 # "center" weights are distances in fixed point (1/65536 px): integer cumulative sums are exact,
 # so a pixel of weight 0 can never be drawn, on any device (float cumsums may round).
 _DISTANCE_SCALE = 1 << 16
-
-
-# --------------------------------------------------------------------------- distance transform
-
-
-def distance_transform(masks: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """The exact Euclidean distance transform of every mask: (B, H, W) bool -> (B, H, W) float.
-
-    Each True pixel gets its distance to the nearest False pixel, where every pixel outside the
-    image counts as False (as if the mask were padded by one False pixel); False pixels get 0.
-    Equals ``scipy.ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]`` in float32.
-    """
-    masks = _check_masks(masks, "masks", nonempty=False)
-    out = torch.empty(masks.shape, dtype=torch.float32, device=masks.device)
-    for start, chunk in _chunks(masks):
-        out[start:start + len(chunk)] = _squared_distance(chunk).sqrt_()
-    return out
-
-
-def _row_distance(masks: torch.Tensor) -> torch.Tensor:
-    """(b, H, W) bool -> (b, H, W) int32 distance to the nearest False pixel in the same row.
-
-    Pass 1 of the separable transform. Columns -1 and W (outside the image) count as False.
-    """
-    W = masks.shape[-1]
-    x = torch.arange(W, device=masks.device, dtype=torch.int32)  # int32: half int64's traffic
-    left = torch.where(masks, -1, x).cummax(dim=-1).values  # last False at or left of x, or -1
-    right = torch.where(masks, W, x).flip(-1).cummin(dim=-1).values.flip(-1)  # first at/right, or W
-    return torch.minimum(x - left, right - x)
-
-
-def _squared_distance(masks: torch.Tensor) -> torch.Tensor:
-    """(b, H, W) bool -> (b, H, W) float32 squared distance to the nearest False pixel.
-
-    Pass 2: the nearest False pixel of (y, x) lies in some row y'; within that row it is
-    ``g(y', x)`` columns away (pass 1), so d^2(y, x) = min over y' of g(y', x)^2 + (y - y')^2.
-    Rather than trying all H rows y', try row offsets d = 0, 1, 2, ... and stop once d^2 is no
-    smaller than every current estimate: from then on no row can improve any pixel. The number
-    of offsets is about the largest distance in the chunk, not H. (Squared distances are whole
-    numbers, below 2^24 for images up to 4096 px, so float32 holds them exactly.)
-    """
-    H = masks.shape[1]
-    g2 = _row_distance(masks).to(torch.float32).square_()  # (b, H, W)
-    y = torch.arange(H, device=masks.device, dtype=torch.float32)
-    border = torch.minimum(y + 1, H - y).square_()[:, None]  # (H, 1): rows -1 and H are False
-    d2 = torch.minimum(g2, border)  # offset 0, and straight up or down out of the image
-    for d in range(1, H):
-        # Checking every 8th offset keeps the early stop cheap; a late stop costs time, not
-        # exactness.
-        if d % 8 == 1 and d * d >= d2.max():
-            break
-        d2[:, d:].clamp_(max=g2[:, :-d] + d * d)  # nearest False pixel in the row d above
-        d2[:, :-d].clamp_(max=g2[:, d:] + d * d)  # ... in the row d below
-    return d2
 
 
 # ------------------------------------------------------------------------------------- points
@@ -134,8 +88,8 @@ def sample_points(
     Returns:
         (B, 2) float32 pixel coordinates (x, y) of a pixel inside each mask.
     """
-    masks = _check_masks(masks, "masks")
-    _check_choice(mode, "mode", POINT_MODES)
+    masks = validate_mask_batch(masks, "masks")
+    validate_choice(mode, "mode", POINT_MODES)
     _check_generator(generator, masks.device)
     return _sample_points(masks, generator, mode)
 
@@ -143,8 +97,7 @@ def sample_points(
 def _sample_points(masks: torch.Tensor, generator: torch.Generator | None, mode: str):
     if mode == "center":
         def weight_of(chunk: torch.Tensor) -> torch.Tensor:
-            distance = _squared_distance(chunk).sqrt_()
-            return (distance * _DISTANCE_SCALE).round_().long()
+            return (distance_transform(chunk) * _DISTANCE_SCALE).round_().long()
     else:
         def weight_of(chunk: torch.Tensor) -> torch.Tensor:
             return chunk.long()
@@ -196,24 +149,6 @@ def _to_xy(index: torch.Tensor, width: int) -> torch.Tensor:
 # -------------------------------------------------------------------------------------- boxes
 
 
-def mask_to_box(masks: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """The tight box of every mask: (B, H, W) bool -> (B, 4) float x0, y0, x1, y1 (inclusive)."""
-    return _mask_to_box(_check_masks(masks, "masks"))
-
-
-def _mask_to_box(masks: torch.Tensor) -> torch.Tensor:
-    B, H, W = masks.shape
-    rows = masks.any(dim=2)  # (B, H): which rows hold part of the mask
-    cols = masks.any(dim=1)  # (B, W)
-    y = torch.arange(H, device=masks.device)
-    x = torch.arange(W, device=masks.device)
-    x0 = torch.where(cols, x, W).amin(dim=1)
-    x1 = torch.where(cols, x, -1).amax(dim=1)
-    y0 = torch.where(rows, y, H).amin(dim=1)
-    y1 = torch.where(rows, y, -1).amax(dim=1)
-    return torch.stack([x0, y0, x1, y1], dim=1).to(torch.float32)  # (B, 4)
-
-
 def sample_boxes(
     masks: torch.Tensor | np.ndarray,
     generator: torch.Generator | None = None,
@@ -235,9 +170,8 @@ def sample_boxes(
     Returns:
         (B, 4) float32 boxes x0, y0, x1, y1 inside the image, x0 <= x1 and y0 <= y1.
     """
-    masks = _check_masks(masks, "masks")
-    _check_number(noise_std, "noise_std", "the noise's std as a share of the box side, >= 0")
-    _check_number(max_noise, "max_noise", "the largest shift in pixels, >= 0")
+    masks = validate_mask_batch(masks, "masks")
+    _check_noise(noise_std, max_noise)
     _check_generator(generator, masks.device)
     return _sample_boxes(masks, generator, noise_std, max_noise)
 
@@ -247,7 +181,7 @@ def _sample_boxes(
 ) -> torch.Tensor:
     B, H, W = masks.shape
     noise = torch.randn(B, 4, generator=generator, device=masks.device)  # (B, 4) N(0, 1)
-    return _jitter_boxes(_mask_to_box(masks), noise, (H, W), noise_std, max_noise)
+    return _jitter_boxes(mask_to_box(masks).float(), noise, (H, W), noise_std, max_noise)
 
 
 def jitter_boxes(
@@ -265,7 +199,7 @@ def jitter_boxes(
     result is clipped to the image and each pair ordered so that x0 <= x1 and y0 <= y1.
 
     Args:
-        boxes: (B, 4) float x0, y0, x1, y1, e.g. from :func:`mask_to_box`.
+        boxes: (B, 4) x0, y0, x1, y1 (ints or floats), e.g. from :func:`mask_to_box`.
         noise: (B, 4) float standard-normal draws, one per coordinate.
         image_size: (H, W) of the image the boxes live in.
         noise_std: the noise's standard deviation as a share of the box side.
@@ -274,15 +208,16 @@ def jitter_boxes(
     Returns:
         (B, 4) float32 boxes inside the image.
     """
-    for name, value in (("boxes", boxes), ("noise", noise)):
-        if not isinstance(value, torch.Tensor) or not value.dtype.is_floating_point:
-            raise TypeError(f"{name} must be a float torch.Tensor of shape (B, 4); got "
-                            f"{getattr(value, 'dtype', type(value).__name__)}")
+    if not isinstance(boxes, torch.Tensor) or boxes.dtype == torch.bool:
+        raise TypeError(f"boxes must be a torch.Tensor of numbers, shape (B, 4); got "
+                        f"{getattr(boxes, 'dtype', type(boxes).__name__)}")
+    if not isinstance(noise, torch.Tensor) or not noise.dtype.is_floating_point:
+        raise TypeError(f"noise must be a float torch.Tensor of shape (B, 4); got "
+                        f"{getattr(noise, 'dtype', type(noise).__name__)}")
     if boxes.dim() != 2 or boxes.shape[1] != 4 or noise.shape != boxes.shape:
-        raise ValueError(f"boxes and noise must both be (B, 4); got {_shape(boxes.shape)} and "
-                         f"{_shape(noise.shape)}")
-    _check_number(noise_std, "noise_std", "the noise's std as a share of the box side, >= 0")
-    _check_number(max_noise, "max_noise", "the largest shift in pixels, >= 0")
+        raise ValueError(f"boxes and noise must both be (B, 4); got {shape_text(boxes.shape)} and "
+                         f"{shape_text(noise.shape)}")
+    _check_noise(noise_std, max_noise)
     H, W = (int(v) for v in image_size)
     return _jitter_boxes(boxes.float(), noise.float(), (H, W), noise_std, max_noise)
 
@@ -329,11 +264,12 @@ def sample_error_clicks(
         nothing to correct: the point is (0, 0) with label -1, a padding token, so the batch
         keeps its shape and the prompt encoder ignores the click.
     """
-    gt = _check_masks(gt, "gt", nonempty=False)
-    pred = _check_masks(pred, "pred", nonempty=False, hint=" -- threshold logits: logits > 0")
+    gt = validate_mask_batch(gt, "gt", nonempty=False)
+    pred = validate_mask_batch(pred, "pred", nonempty=False,
+                               hint=" -- threshold logits: logits > 0")
     if pred.shape != gt.shape or pred.device != gt.device:
-        raise ValueError(f"pred must have the shape and device of gt, {_shape(gt.shape)} on "
-                         f"{gt.device}; got {_shape(pred.shape)} on {pred.device}")
+        raise ValueError(f"pred must have the shape and device of gt, {shape_text(gt.shape)} on "
+                         f"{gt.device}; got {shape_text(pred.shape)} on {pred.device}")
     _check_generator(generator, gt.device)
     error = pred ^ gt  # (B, H, W): FN | FP
     index, has_error = _draw_pixels(error, lambda chunk: chunk.long(), generator)
@@ -400,11 +336,10 @@ def sample_first_prompts(
     Returns:
         FirstPrompts: points (B, 2, 2), labels (B, 2), is_box (B,).
     """
-    masks = _check_masks(masks, "masks")
-    _check_number(p_box, "p_box", "a probability in [0, 1]", high=1.0)
-    _check_choice(point_mode, "point_mode", FIRST_POINT_MODES)
-    _check_number(noise_std, "noise_std", "the noise's std as a share of the box side, >= 0")
-    _check_number(max_noise, "max_noise", "the largest shift in pixels, >= 0")
+    masks = validate_mask_batch(masks, "masks")
+    validate_number(p_box, "p_box", 0.0, 1.0, expected="a probability in [0, 1]")
+    validate_choice(point_mode, "point_mode", FIRST_POINT_MODES)
+    _check_noise(noise_std, max_noise)
     _check_generator(generator, masks.device)
     B, device = len(masks), masks.device
     is_box = torch.rand(B, generator=generator, device=device) < p_box  # (B,)
@@ -455,17 +390,17 @@ def append_clicks(
         new_labels = new_labels[:, None]
     if points.dim() != 3 or points.shape[-1] != 2:
         raise ValueError(f"points must be (B, N, 2) pixel (x, y) coordinates; got "
-                         f"{_shape(points.shape)}")
+                         f"{shape_text(points.shape)}")
     if labels.shape != points.shape[:2]:
-        raise ValueError(f"labels must be (B, N) = {_shape(points.shape[:2])} to match points; "
-                         f"got {_shape(labels.shape)}")
+        raise ValueError(f"labels must be (B, N) = {shape_text(points.shape[:2])} to match points; "
+                         f"got {shape_text(labels.shape)}")
     if new_points.dim() != 3 or new_points.shape[0] != points.shape[0] \
             or new_points.shape[-1] != 2:
         raise ValueError(f"new_points must be (B, 2) or (B, M, 2) with B = {points.shape[0]}; "
-                         f"got {_shape(new_points.shape)}")
+                         f"got {shape_text(new_points.shape)}")
     if new_labels.shape != new_points.shape[:2]:
         raise ValueError(f"new_labels must have one label per new point, "
-                         f"{_shape(new_points.shape[:2])}; got {_shape(new_labels.shape)}")
+                         f"{shape_text(new_points.shape[:2])}; got {shape_text(new_labels.shape)}")
     return (torch.cat([points, new_points.to(points.dtype)], dim=1),
             torch.cat([labels, new_labels.to(labels.dtype)], dim=1))
 
@@ -473,42 +408,11 @@ def append_clicks(
 # ---------------------------------------------------------------------------------- checking
 
 
-def _check_masks(
-    masks: object, name: str, nonempty: bool = True, hint: str = " -- e.g. labels == id"
-) -> torch.Tensor:
-    """A (B, H, W) bool tensor or numpy array -> tensor; else a TypeError/ValueError."""
-    if not isinstance(masks, (torch.Tensor, np.ndarray)):
-        raise TypeError(f"{name} must be a bool torch.Tensor or numpy array of shape (B, H, W); "
-                        f"got {type(masks).__name__}")
-    if masks.dtype not in (torch.bool, np.dtype(bool)):
-        raise TypeError(f"{name} must have dtype bool (True inside the object); got "
-                        f"{masks.dtype}{hint}")
-    if isinstance(masks, np.ndarray):
-        masks = torch.from_numpy(np.ascontiguousarray(masks))
-    if masks.dim() != 3 or 0 in masks.shape[1:]:
-        extra = f" (one mask? use {name}[None])" if masks.dim() == 2 else ""
-        raise ValueError(f"{name} must have shape (B, H, W), a batch of masks with H, W >= 1; "
-                         f"got {_shape(masks.shape)}{extra}")
-    if nonempty:
-        empty = ~masks.flatten(1).any(dim=1)  # (B,)
-        if empty.any():
-            first, count = int(empty.nonzero()[0, 0]), int(empty.sum())
-            raise ValueError(f"{name}[{first}] is empty: every mask needs at least one pixel "
-                             f"({count} of {len(masks)} empty)")
-    return masks
-
-
-def _check_number(value: object, name: str, expected: str, high: float = float("inf")) -> None:
-    """A real number in [0, high] (NaN fails too)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be {expected}; got {type(value).__name__}")
-    if not 0 <= value <= high:
-        raise ValueError(f"{name} must be {expected}; got {value}")
-
-
-def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+def _check_noise(noise_std: object, max_noise: object) -> None:
+    validate_number(noise_std, "noise_std", 0.0,
+                    expected="the noise's std as a share of the box side, >= 0")
+    validate_number(max_noise, "max_noise", 0.0, expected="the largest shift in pixels, >= 0",
+                    finite=False)  # inf: no cap
 
 
 def _check_generator(generator: object, device: torch.device) -> None:
@@ -531,5 +435,3 @@ def _chunks(masks: torch.Tensor):
         yield start, masks[start:start + step]
 
 
-def _shape(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + (",)" if len(shape) == 1 else ")")

@@ -24,16 +24,17 @@ Shapes: H/W image height and width, n clicks so far, M masks (3 or 1), h/w low-r
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from .clicker import Click, suggest_click
-from .data.record import check_mask
+from .data.record import validate_mask
 from .metrics import iou
 from .modeling import Sam
 from .predictor import SamPredictor, as_predictor
+from .utils.arguments import validate_int
+from .utils.images import load_image
 
 __all__ = ["Prediction", "PromptSession", "load_image"]
 
@@ -151,9 +152,7 @@ class PromptSession:
         if count < 2:
             raise ValueError("choose_mask needs the three masks of a first prompt; the current "
                              f"prediction has {count}")
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) \
-                or not 0 <= index < count:
-            raise ValueError(f"index must be an int in [0, {count}); got {index!r}")
+        validate_int(index, "index", 0, count - 1)
         chosen = Prediction(prediction.masks, prediction.scores, prediction.logits, int(index),
                             prediction.seconds)
         self._state = _State(self._state.points, self._state.labels, self._state.box, chosen)
@@ -198,7 +197,7 @@ class PromptSession:
     # ------------------------------------------------------------------ teaching mode
     def set_target(self, target: np.ndarray | None) -> None:
         """The ground-truth mask of the object being segmented (None turns teaching off)."""
-        self.target = None if target is None else check_mask(target, "target", self.size)
+        self.target = None if target is None else validate_mask(target, "target", self.size)
 
     def error_regions(self) -> tuple[np.ndarray, np.ndarray]:
         """(H, W) bool missed pixels (FN = target & ~mask) and spill (FP = ~target & mask)."""
@@ -287,39 +286,3 @@ class PromptSession:
         return f"PromptSession({w}x{h} image, {n} click{'s' * (n != 1)}{box})"
 
 
-def load_image(image: object) -> np.ndarray:
-    """A picture as SAM wants it: (H, W, 3) uint8 RGB.
-
-    Accepts a numpy array (H, W, 3) or (H, W, 4) (alpha dropped) or (H, W) grayscale, in
-    uint8 or floats in [0, 1]; a PIL image; or the path of an image file.
-    """
-    if isinstance(image, (str, Path)):
-        path = Path(image)
-        if not path.is_file():
-            raise ValueError(f"image: no file at {str(path)!r}")
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as opened:
-                return np.asarray(opened.convert("RGB"))
-        except (UnidentifiedImageError, OSError) as error:
-            raise ValueError(f"image: {str(path)!r} is not an image file PIL can read "
-                             f"({error})") from None
-    if type(image).__module__.startswith("PIL."):
-        return np.asarray(image.convert("RGB"))
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a numpy array (H, W, 3), a PIL image or a file path; got "
-                        f"{type(image).__name__}")
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)  # grayscale -> (H, W, 3)
-    if image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 1:
-        raise ValueError(f"image must have shape (H, W, 3) (or (H, W) gray, (H, W, 4) RGBA); got "
-                         f"shape {image.shape}")
-    image = image[..., :3]
-    if np.issubdtype(image.dtype, np.floating):
-        if not np.isfinite(image).all() or image.min() < 0 or image.max() > 1:
-            raise ValueError("image as floats must lie in [0, 1]; divide 0..255 pixels by 255")
-        image = (image * 255).round().astype(np.uint8)
-    if image.dtype != np.uint8:
-        raise TypeError(f"image must have dtype uint8 (0..255) or float (0..1); got {image.dtype}")
-    return np.ascontiguousarray(image)

@@ -117,8 +117,8 @@ def ship(out_dir: str, name: str, n_scenes: int) -> dict:
 
     from .build import WEIGHTS_DIR, build_sam
     from .evaluate import HELD_OUT_SEED, HELD_OUT_SETS, evaluate_model
-    from .files import atomic_write, write_text_atomic
     from .trainer import LOG, MODEL, SUMMARY
+    from .utils.files import atomic_write, write_text_atomic
 
     out = Path(out_dir)
     summary = json.loads((out / SUMMARY).read_text())

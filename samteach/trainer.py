@@ -26,8 +26,8 @@ from .build import build_sam, load_state_dict, save_checkpoint
 from .config import get_config
 from .data.generic import GenericSceneConfig
 from .data.scenes import SceneConfig
-from .files import atomic_write, write_text_atomic
 from .training import InteractiveSam, SceneMasks, TrainConfig, lr_at
+from .utils.files import atomic_write, write_text_atomic
 
 __all__ = ["Trainer", "config_from_state", "default_device"]
 

@@ -41,6 +41,7 @@ from .prompts import (
     sample_error_clicks,
     sample_first_prompts,
 )
+from .utils.arguments import validate_int
 
 __all__ = ["GRAD_ROUNDS", "SceneMasks", "TrainConfig", "interactive_step", "lr_at",
            "next_round_prompts", "preprocess_batch", "round_plan", "scene_size"]
@@ -95,9 +96,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("images_per_step", "masks_per_image", "rounds", "max_steps", "grad_sample"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int; got {value!r}")
+            validate_int(getattr(self, name), name)
         if self.no_click_rounds < 0:
             raise ValueError(f"no_click_rounds must be >= 0; got {self.no_click_rounds}")
         if self.loss_resolution not in ("low", "full"):

@@ -17,7 +17,6 @@ This is the one samteach module that imports matplotlib; ``import samteach`` nev
 """
 
 from collections.abc import Mapping, Sequence
-from numbers import Real
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -28,6 +27,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
+
+from .utils.arguments import describe, validate_number
+from .utils.images import load_image
 
 __all__ = [
     "MASK_COLOR",
@@ -82,7 +84,7 @@ def show_image(image: ArrayLike, ax: Axes | None = None) -> Axes:
     Returns:
         The axes.
     """
-    array = _as_image(image)
+    array = load_image(image)
     if ax is None:
         ax = _new_axes(array.shape[:2])
     ax.imshow(array, interpolation="nearest")
@@ -268,7 +270,7 @@ def plot_miou_curve(
     """
     if not isinstance(curves, Mapping) or not curves:
         raise TypeError(f"curves must be a non-empty dict label -> mIoU values; got "
-                        f"{_describe(curves)}")
+                        f"{describe(curves)}")
     if ax is None:
         ax = plt.subplots(figsize=(5, 3.5), layout="constrained")[1]
     for k, (label, values) in enumerate(curves.items()):
@@ -304,7 +306,7 @@ def show_masks_grid(
     Returns:
         The figure.
     """
-    array = _as_image(image)
+    array = load_image(image)
     stack = _as_mask_stack(masks, array.shape[:2])
     k = len(stack)
     names = _grid_titles(k, scores, titles)
@@ -335,7 +337,7 @@ def plot_sa1b_statistics(stats: object, title: str | None = None) -> Figure:
     """
     if not all(hasattr(stats, a) for a in ("histogram", "relative_sizes", "centres")):
         raise TypeError(f"stats must be an SA1BStats (samteach.amg.stats.sa1b_statistics); got "
-                        f"{_describe(stats)}")
+                        f"{describe(stats)}")
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
     histogram = stats.histogram()
     axes[0].bar(range(len(histogram)), list(histogram.values()), color=PALETTE[0])
@@ -361,33 +363,12 @@ def _to_numpy(value: object, name: str) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
     if value is None or isinstance(value, (str, bytes, Mapping)):
-        raise TypeError(f"{name} must be a numpy array or torch tensor; got {_describe(value)}")
+        raise TypeError(f"{name} must be a numpy array or torch tensor; got {describe(value)}")
     try:
         return np.asarray(value)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a numpy array or torch tensor; got "
-                        f"{_describe(value)}") from None
-
-
-def _as_image(image: object) -> np.ndarray:
-    """(H, W, 3) uint8 or float in [0, 1] -> the array ((3, H, W) tensors transposed)."""
-    is_tensor = isinstance(image, torch.Tensor)
-    array = _to_numpy(image, "image")
-    if array.ndim == 3 and array.shape[0] == 3 and (is_tensor or array.shape[2] != 3):
-        array = array.transpose(1, 2, 0)  # (3, H, W) -> (H, W, 3)
-    if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 1:
-        raise ValueError(f"image must have shape (H, W, 3) (or a (3, H, W) tensor); got shape "
-                         f"{tuple(array.shape)}")
-    if array.dtype == np.uint8:
-        return array
-    if np.issubdtype(array.dtype, np.floating):
-        low, high = float(array.min()), float(array.max())
-        if low < -1e-3 or high > 1 + 1e-3:
-            raise ValueError(f"image as floats must lie in [0, 1]; got values in [{low:.3g}, "
-                             f"{high:.3g}] -- divide 0..255 pixels by 255, or undo the "
-                             f"normalisation (x * pixel_std + pixel_mean) first")
-        return np.clip(array, 0, 1)
-    raise TypeError(f"image must have dtype uint8 (0..255) or float (0..1); got {array.dtype}")
+                        f"{describe(value)}") from None
 
 
 def _as_mask(
@@ -480,8 +461,8 @@ def _record_parts(record: object) -> tuple[np.ndarray, np.ndarray, tuple, tuple]
     """A SegmentationRecord -> (image, (N, H, W) masks, class_names, parents), all checked."""
     if not all(hasattr(record, a) for a in ("image", "masks", "class_names")):
         raise TypeError(f"record must be a SegmentationRecord (image, masks, class_names, "
-                        f"parents); got {_describe(record)}")
-    image = _as_image(record.image)
+                        f"parents); got {describe(record)}")
+    image = load_image(record.image)
     masks = _as_mask_stack(list(record.masks), image.shape[:2]) if len(record.masks) \
         else np.zeros((0, *image.shape[:2]), bool)
     names = tuple(record.class_names)
@@ -532,26 +513,18 @@ def _as_color(color: object, name: str) -> tuple[float, float, float]:
 
 
 def _check_alpha(alpha: object) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, Real) or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be a number in [0, 1]; got {alpha!r}")
-    return float(alpha)
+    return validate_number(alpha, "alpha", 0.0, 1.0)
 
 
 def _check_ax(ax: object) -> None:
     if not isinstance(ax, Axes):
         raise TypeError(f"ax must be a matplotlib Axes, e.g. ax = show_image(image); got "
-                        f"{_describe(ax)}")
+                        f"{describe(ax)}")
 
 
 def _image_size_on(ax: Axes) -> tuple[int, int] | None:
     """(H, W) of the first image on ``ax`` (the one overlays must match), or None."""
     return tuple(ax.images[0].get_array().shape[:2]) if ax.images else None
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, (np.ndarray, torch.Tensor)):
-        return f"{type(value).__name__} of shape {tuple(value.shape)}"
-    return type(value).__name__
 
 
 # ---------------------------------------------------------------- drawing pieces

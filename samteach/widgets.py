@@ -39,7 +39,9 @@ import numpy as np
 from ipycanvas import MultiCanvas, hold_canvas
 from ipyevents import Event
 
-from .session import RULES, Prediction, PromptSession, load_image
+from .session import RULES, Prediction, PromptSession
+from .utils.arguments import validate_int
+from .utils.images import load_image
 from .viz import FN_COLOR, FP_COLOR, MASK_COLOR
 
 __all__ = ["ClickDemo"]
@@ -93,9 +95,7 @@ class ClickDemo(widgets.VBox):
         from .predictor import as_predictor
 
         predictor = as_predictor(predictor)
-        if isinstance(display_size, bool) or not isinstance(display_size, int) \
-                or not 16 <= display_size <= 4096:
-            raise ValueError(f"display_size must be an int in [16, 4096]; got {display_size!r}")
+        validate_int(display_size, "display_size", 16, 4096)
         if rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}; got {rule!r}")
         self.predictor, self.display_size, self.rule = predictor, display_size, rule

@@ -61,7 +61,9 @@ def randomize_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 
 def twins(config, seed: int = 0, attention: str = "sdpa"):
-    """(samteach Sam, official Sam) holding identical random weights."""
+    """(samteach Sam, official Sam) holding identical random weights (without SAM 2's high-res
+    path, which Meta's SAM 1 does not have)."""
+    config = official.sam1(config)
     theirs = randomize_(official.build_official(config), seed)
     ours = build_sam(config, attention=attention)
     ours.load_state_dict(theirs.state_dict(), strict=True)

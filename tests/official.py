@@ -116,6 +116,15 @@ def load(submodule: str = "modeling") -> types.ModuleType:
     return importlib.import_module(f"segment_anything.{submodule}")
 
 
+def sam1(config):
+    """``config`` without SAM 2's high-res mask path, which Meta's SAM 1 does not have: parity
+    with Meta's code is tested on everything else."""
+    from dataclasses import replace
+
+    return replace(config, image_encoder=replace(config.image_encoder, high_res_stem=False),
+                   mask_decoder=replace(config.mask_decoder, use_high_res_features=False))
+
+
 def build_official(config):
     """Meta's ``Sam`` with the hyper-parameters of a samteach ``SamConfig`` (random weights)."""
     from functools import partial

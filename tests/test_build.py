@@ -43,10 +43,11 @@ def test_registry_has_official_names_and_tiny():
 
 
 def test_official_pth_loads_strictly_with_weights_only(tmp_path):
-    theirs = randomize_(official.build_official(get_config("tiny")), seed=7)
+    sam1 = official.sam1(get_config("tiny"))  # Meta's SAM 1 has no high-res path
+    theirs = randomize_(official.build_official(sam1), seed=7)
     path = tmp_path / "official_tiny.pth"
     torch.save(theirs.state_dict(), path)  # how Meta's files were written: a plain state dict
-    ours = build_sam("tiny", checkpoint=path)
+    ours = build_sam(sam1, checkpoint=path)
     x = torch.randn(1, 3, 128, 128)
     with torch.no_grad():
         assert_same(ours.image_encoder(x), theirs.image_encoder(x))
@@ -73,7 +74,7 @@ def test_mismatch_lists_missing_unexpected_and_misshaped_keys(tmp_path):
     path = tmp_path / "odd.pth"
     torch.save(state, path)
     with pytest.raises(CheckpointMismatchError) as err:
-        build_sam("tiny", checkpoint=path)
+        build_sam(official.sam1(get_config("tiny")), checkpoint=path)
     message = str(err.value)
     assert str(path) in message
     assert "missing keys (1):\n    mask_decoder.iou_token.weight" in message

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from samteach import SamPredictor, build_sam
-from samteach.validate import ImageNotSetError
+from samteach.utils.arguments import ImageNotSetError
 
 IMAGE = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
 

@@ -106,11 +106,11 @@ def test_dataloader_batches_b_images_times_k_prompts(scenes):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="n must be a positive number of scenes"):
+    with pytest.raises(ValueError, match="n must be a positive int, the number of scenes"):
         scenes_dataset(0)
     with pytest.raises(ValueError, match="kind must be 'lab' or 'generic'"):
         scenes_dataset(1, kind="labs")
-    with pytest.raises(ValueError, match="k must be a positive number of masks"):
+    with pytest.raises(ValueError, match="k must be a positive int, the number of masks"):
         PromptSampler(k=0)
     with pytest.raises(ValueError, match="examples must share one image size"):
         sampler = PromptSampler(k=1)

@@ -111,8 +111,8 @@ def test_miou_at_clicks():
     (np.full((3, 5), 0.5), {}, ValueError, r"ious must be \(S, 20\).*\(3, 5\).*max_clicks=5"),
     (np.full((3, 20), 1.5), {}, ValueError, "ious must hold IoUs between 0 and 1"),
     (np.full((3, 20), np.nan), {}, ValueError, "ious must hold IoUs between 0 and 1"),
-    (np.full((3, 20), 0.5), {"max_clicks": 0}, ValueError, "max_clicks must be at least 1"),
-    (np.full((3, 20), 0.5), {"max_clicks": 2.5}, TypeError, "max_clicks must be an int"),
+    (np.full((3, 20), 0.5), {"max_clicks": 0}, ValueError, "max_clicks must be a positive int"),
+    (np.full((3, 20), 0.5), {"max_clicks": 2.5}, TypeError, "max_clicks must be a positive int"),
     (np.full((3, 20), 0.5), {"threshold": 90}, ValueError, r"threshold must be .* \(0, 1\]"),
 ])
 def test_noc_bad_input(ious, kwargs, error, message):
@@ -208,8 +208,8 @@ def returning(output):
     (returning((np.zeros((H, W)), None, None)), {}, ValueError, "pair"),
     (returning(np.zeros((H, W)).tolist()), {}, TypeError, "numpy array or tensor"),
     ("model", {}, TypeError, "predict must be a function"),
-    (good_after(1), {"max_clicks": 0}, ValueError, "max_clicks must be at least 1"),
-    (good_after(1), {"threshold": "0"}, TypeError, "threshold must be a number"),
+    (good_after(1), {"max_clicks": 0}, ValueError, "max_clicks must be a positive int"),
+    (good_after(1), {"threshold": "0"}, TypeError, "threshold must be a finite number"),
     (good_after(1), {"gt_mask": np.zeros((H, W), bool)}, ValueError, "gt_mask is empty"),
     (good_after(1), {"gt_mask": GT.astype(float)}, TypeError, "gt_mask must have dtype bool"),
     (good_after(1), {"gt_mask": GT[None]}, ValueError, r"gt_mask must have shape \(H, W\)"),
@@ -342,7 +342,7 @@ def test_evaluate_bad_input():
 
     with pytest.raises(ValueError, match="clicks must be whole numbers from 1 to 5.*9"):
         evaluate(synthetic_samples(), never, max_clicks=5)
-    with pytest.raises(ValueError, match="max_clicks must be at least 1"):
+    with pytest.raises(ValueError, match="max_clicks must be a positive int"):
         evaluate(synthetic_samples(), never, max_clicks=0)
     with pytest.raises(ValueError, match="samples is empty"):
         evaluate([], never, progress=False)

@@ -88,8 +88,9 @@ def test_tiny_forward_backward_is_finite():
     points = (torch.rand(4, 2, 2) * 128, torch.tensor([[1, 0]] * 4))
     sparse, dense = sam.prompt_encoder(points=points, boxes=None,
                                        masks=torch.randn(4, 1, 64, 64))
+    fine = sam.image_encoder.high_res_stem(x)  # the tiny preset has SAM 2's high-res path
     masks, iou = sam.mask_decoder(embeddings, sam.prompt_encoder.get_dense_pe(), sparse, dense,
-                                  multimask_output=True)
+                                  multimask_output=True, high_res_features=fine)
     assert masks.shape == (4, 3, 64, 64) and iou.shape == (4, 3)
     (masks.mean() + iou.mean()).backward()
     unused = {"prompt_encoder.no_mask_embed.weight"}  # a mask prompt was given

@@ -8,7 +8,8 @@ from PIL import Image
 from samteach import SamPredictor
 from samteach.clicker import Click, Clicker, suggest_click
 from samteach.data.scenes import make_scene
-from samteach.session import PromptSession, load_image
+from samteach.session import PromptSession
+from samteach.utils.images import load_image
 
 from .conftest import SPILL_SEED, SPILL_TARGET
 
@@ -193,7 +194,7 @@ def test_load_image_reads_arrays_pil_images_and_files(tmp_path, spill_scene):
 
 @pytest.mark.parametrize(("image", "error", "message"), [
     (None, TypeError, "image must be a numpy array .* got NoneType"),
-    (torch.zeros(3, 8, 8), TypeError, "got Tensor"),
+    ([[0, 1], [2, 3]], TypeError, "got list"),
     (np.zeros((8, 8, 5), np.uint8), ValueError, r"shape \(H, W, 3\)"),
     (np.zeros((0, 8, 3), np.uint8), ValueError, r"shape \(H, W, 3\)"),
     (np.zeros((8, 8, 3), np.int32), TypeError, "dtype uint8"),
@@ -203,6 +204,13 @@ def test_load_image_reads_arrays_pil_images_and_files(tmp_path, spill_scene):
 def test_bad_images_get_a_clear_error(image, error, message):
     with pytest.raises(error, match=message):
         load_image(image)
+
+
+def test_tensors_are_images_too():
+    chw = torch.rand(3, 6, 8)  # a (3, H, W) float tensor in [0, 1], as a model sees it
+    image = load_image(chw)
+    assert image.shape == (6, 8, 3) and image.dtype == np.uint8
+    assert np.array_equal(image, (chw.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
 
 
 def test_a_file_that_is_not_an_image(tmp_path):

@@ -87,11 +87,12 @@ def test_show_image_draws_on_the_given_axes():
 
 
 @pytest.mark.parametrize("image, error, message", [
-    (IMAGE[..., 0], ValueError, r"image must have shape \(H, W, 3\).*\(32, 48\)"),
-    (np.zeros((H, W, 4), np.uint8), ValueError, r"image must have shape.*\(32, 48, 4\)"),
+    (IMAGE[None], ValueError, r"image must have shape \(H, W, 3\).*\(1, 32, 48, 3\)"),
+    (np.zeros((H, W, 5), np.uint8), ValueError, r"image must have shape.*\(32, 48, 5\)"),
     (IMAGE * 1.0, ValueError, r"image as floats must lie in \[0, 1\].*255"),
     (IMAGE > 0, TypeError, "image must have dtype uint8"),
-    ("photo.png", TypeError, "image must be a numpy array or torch tensor"),
+    ("photo.png", ValueError, "image photo.png does not exist"),
+    ({"pixels": 1}, TypeError, "image must be a numpy array"),
 ])
 def test_show_image_bad_input(image, error, message):
     with pytest.raises(error, match=message):

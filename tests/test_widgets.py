@@ -305,7 +305,7 @@ def test_status_shows_the_latency_and_any_samteach_predictor_works(trained_tiny,
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
     ({"predictor": "tiny"}, TypeError, "predictor must be a samteach SamPredictor or Sam"),
     ({"display_size": 8}, ValueError, r"display_size must be an int in \[16, 4096\]"),
-    ({"display_size": 300.0}, ValueError, "display_size"),
+    ({"display_size": 300.0}, TypeError, r"display_size must be an int in \[16, 4096\]"),
     ({"rule": "random"}, ValueError, "rule must be one of"),
 ])
 def test_bad_arguments(trained_tiny, spill_scene, kwargs, error, message):

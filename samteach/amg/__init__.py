@@ -7,7 +7,7 @@
 * :mod:`~samteach.amg.rle` -- run-length encoding, SA-1B's mask format.
 """
 
-from .filters import box_area, box_iou, masks_to_boxes, nms, stability_score
+from .filters import box_area, box_iou, nms, stability_score
 from .generator import AMG_PRESETS, AMGConfig, SamAutomaticMaskGenerator
 from .grids import build_all_layer_point_grids, build_point_grid, generate_crop_boxes
 from .rle import area_from_rle, coco_encode_rle, mask_to_rle, rle_to_mask
@@ -24,7 +24,6 @@ __all__ = [
     "coco_encode_rle",
     "generate_crop_boxes",
     "mask_to_rle",
-    "masks_to_boxes",
     "nms",
     "rle_to_mask",
     "stability_score",

@@ -23,9 +23,11 @@ import numpy as np
 from ..data.record import SegmentationRecord
 from ..predictor import SamPredictor, as_predictor
 from ..session import PromptSession
+from ..utils.arguments import validate_int, validate_number
+from ..utils.masks import mask_iou_matrix
 from .generator import SamAutomaticMaskGenerator
 
-__all__ = ["STAGES", "StageResult", "assisted_manual", "fully_automatic", "mask_iou_matrix",
+__all__ = ["STAGES", "StageResult", "assisted_manual", "fully_automatic",
            "run_data_engine", "semi_automatic"]
 
 STAGES = ("assisted-manual", "semi-automatic", "fully automatic")
@@ -60,15 +62,6 @@ class StageResult:
         """Mean clicks per hand-made mask (0.0 when the stage made none by hand)."""
         manual = self.clicks[~self.automatic]
         return float(manual.mean()) if len(manual) else 0.0
-
-
-def mask_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(G, H, W) and (N, H, W) bool -> (G, N) IoU of every pair."""
-    a2 = a.reshape(len(a), -1).astype(np.float32)  # (G, H*W)
-    b2 = b.reshape(len(b), -1).astype(np.float32)  # (N, H*W)
-    inter = a2 @ b2.T  # (G, N)
-    union = a2.sum(1)[:, None] + b2.sum(1)[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def assisted_manual(predictor: SamPredictor, record: SegmentationRecord, iou_target: float = 0.9,
@@ -186,8 +179,5 @@ def _summary(stage: str, results: list[StageResult]) -> dict:
 
 def _check_stage_args(iou_target: float, max_clicks: int, match_iou: float) -> None:
     for name, value in (("iou_target", iou_target), ("match_iou", match_iou)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not 0.0 < value <= 1.0:
-            raise ValueError(f"{name} must be a number in (0, 1]; got {value!r}")
-    if isinstance(max_clicks, bool) or not isinstance(max_clicks, int) or max_clicks < 1:
-        raise ValueError(f"max_clicks must be an int >= 1; got {max_clicks!r}")
+        validate_number(value, name, 0.0, 1.0, low_open=True)
+    validate_int(max_clicks, "max_clicks")

@@ -15,7 +15,7 @@ Written in torch only (no torchvision). Shapes: N masks or boxes, H/W mask heigh
 
 import torch
 
-__all__ = ["box_area", "box_iou", "masks_to_boxes", "nms", "stability_score"]
+__all__ = ["box_area", "box_iou", "nms", "stability_score"]
 
 
 def stability_score(mask_logits: torch.Tensor, mask_threshold: float = 0.0,
@@ -64,16 +64,3 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
         keep.append(i)
         suppressed |= iou[i] > iou_threshold
     return order[torch.as_tensor(keep, dtype=torch.long, device=boxes.device)]
-
-
-def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """(..., H, W) bool -> (..., 4) long x0, y0, x1, y1 of each mask, inclusive; 0s if empty."""
-    from ..prompts import _mask_to_box  # the one tight-box routine of the library
-
-    shape = masks.shape
-    if masks.numel() == 0:
-        return torch.zeros(*shape[:-2], 4, dtype=torch.long, device=masks.device)
-    flat = masks.reshape(-1, *shape[-2:])  # (N, H, W)
-    boxes = _mask_to_box(flat).long()  # (N, 4)
-    boxes[~flat.flatten(1).any(dim=1)] = 0
-    return boxes.reshape(*shape[:-2], 4)

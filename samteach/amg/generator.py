@@ -23,8 +23,9 @@ import torch
 
 from ..modeling import Sam
 from ..predictor import SamPredictor, as_predictor
-from ..validate import check_image
-from .filters import box_area, masks_to_boxes, nms, stability_score
+from ..utils.arguments import validate_image, validate_int, validate_number
+from ..utils.masks import box_xyxy_to_xywh, mask_to_box
+from .filters import box_area, nms, stability_score
 from .grids import (
     build_all_layer_point_grids,
     generate_crop_boxes,
@@ -38,11 +39,6 @@ from .rle import area_from_rle, coco_encode_rle, mask_to_rle, remove_small_regio
 __all__ = ["AMG_PRESETS", "AMGConfig", "SamAutomaticMaskGenerator"]
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
-
-
-def _int_at_least(value: object, name: str, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -69,22 +65,16 @@ class AMGConfig:
                              + ("both" if self.points_per_side is not None else "neither"))
         for name in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh",
                      "crop_nms_thresh", "crop_overlap_ratio"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}")
-        _int_at_least(self.points_per_batch, "points_per_batch", 1)
-        _int_at_least(self.crop_n_points_downscale_factor, "crop_n_points_downscale_factor", 1)
-        _int_at_least(self.crop_n_layers, "crop_n_layers", 0)
-        _int_at_least(self.min_mask_region_area, "min_mask_region_area", 0)
+            validate_number(getattr(self, name), name, 0.0, 1.0)
+        validate_int(self.points_per_batch, "points_per_batch")
+        validate_int(self.crop_n_points_downscale_factor, "crop_n_points_downscale_factor")
+        validate_int(self.crop_n_layers, "crop_n_layers", 0)
+        validate_int(self.min_mask_region_area, "min_mask_region_area", 0)
         if self.points_per_side is not None:
-            _int_at_least(self.points_per_side, "points_per_side", 1)
+            validate_int(self.points_per_side, "points_per_side")
         else:
             self._check_grids()
-        if not isinstance(self.stability_score_offset, (int, float)) \
-                or self.stability_score_offset < 0:
-            raise ValueError(f"stability_score_offset must be a number >= 0; got "
-                             f"{self.stability_score_offset!r}")
+        validate_number(self.stability_score_offset, "stability_score_offset", 0.0)
         if self.output_mode not in OUTPUT_MODES:
             raise ValueError(f"output_mode must be one of {OUTPUT_MODES}; got "
                              f"{self.output_mode!r}")
@@ -191,7 +181,7 @@ class SamAutomaticMaskGenerator:
         ``output_mode``), ``area`` (pixels), ``bbox`` [x, y, w, h], ``predicted_iou``,
         ``point_coords`` [[x, y]] (the prompt), ``stability_score``, ``crop_box`` [x, y, w, h].
         """
-        image = check_image(image, "RGB")
+        image = validate_image(image, "RGB")
         found = self._generate_masks(image)
         if self.config.min_mask_region_area > 0:
             found = self._remove_small_regions(found, self.config.min_mask_region_area)
@@ -251,7 +241,7 @@ class SamAutomaticMaskGenerator:
         if cfg.stability_score_thresh > 0:
             keep &= stability >= cfg.stability_score_thresh
         masks = logits[keep] > threshold  # (N, h, w)
-        boxes = masks_to_boxes(masks)  # (N, 4) in the crop
+        boxes = mask_to_box(masks)  # (N, 4) in the crop
         h, w = orig_size
         inside = ~is_box_near_crop_edge(boxes, crop_box, [0, 0, w, h])
         masks = uncrop_masks(masks[inside], crop_box, h, w)
@@ -273,7 +263,7 @@ class SamAutomaticMaskGenerator:
             masks.append(torch.as_tensor(mask))
             untouched.append(float(not (holes or islands)))
         masks_t = torch.stack(masks).to(found.boxes.device)  # (N, H, W)
-        boxes = masks_to_boxes(masks_t)
+        boxes = mask_to_box(masks_t)
         keep = nms(boxes.float(), torch.tensor(untouched, device=boxes.device),
                    self.config.box_nms_thresh)
         for i in keep.tolist():
@@ -293,14 +283,12 @@ class SamAutomaticMaskGenerator:
         return {
             "segmentation": segmentation,
             "area": area_from_rle(rle),
-            "bbox": _xywh(found.boxes[i]),
+            "bbox": box_xyxy_to_xywh([int(v) for v in found.boxes[i]]),  # Meta's XYWH
             "predicted_iou": float(found.iou_preds[i]),
             "point_coords": [found.points[i].tolist()],
             "stability_score": float(found.stability[i]),
-            "crop_box": _xywh(found.crop_boxes[i]),
+            "crop_box": box_xyxy_to_xywh([int(v) for v in found.crop_boxes[i]]),
         }
 
 
-def _xywh(box: torch.Tensor) -> list[int]:
-    x0, y0, x1, y1 = (int(v) for v in box.tolist())
-    return [x0, y0, x1 - x0, y1 - y0]
+

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..modeling.prompt_encoder import PromptEncoder, fourier_features
-from ..transforms import ResizeLongestSide
+from ..utils.transforms import ResizeLongestSide
 from ._core import Context, exercise, nearest, seeded_generator
 
 __all__ = ["check_build_mask_downscaling", "check_embed_points", "check_fourier_features"]

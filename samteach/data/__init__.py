@@ -11,7 +11,7 @@
 
 from .generic import SHAPES, GenericSceneConfig, make_generic_scene, make_generic_scenes
 from .labpics import LABPICS_SPLITS, LabPicsV1, instances_from_id_maps, read_labpics
-from .record import SegmentationRecord, check_mask, check_masks
+from .record import SegmentationRecord, validate_mask, validate_masks
 from .sa1b import SA1B, SA1BImage, read_sa1b, write_sa1b
 from .scenes import CLASS_NAMES, SceneConfig, make_scene, make_scenes
 
@@ -25,8 +25,8 @@ __all__ = [
     "SA1BImage",
     "SceneConfig",
     "SegmentationRecord",
-    "check_mask",
-    "check_masks",
+    "validate_mask",
+    "validate_masks",
     "instances_from_id_maps",
     "make_generic_scene",
     "make_generic_scenes",

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..utils.arguments import validate_int
 from .generic import GenericSceneConfig, make_generic_scene
 from .record import SegmentationRecord
 from .scenes import SceneConfig, make_scene
@@ -90,8 +91,7 @@ def scenes_dataset(n: int, size: int | tuple[int, int] = 128, seed: int = 0,
     (``kind="generic"``, :func:`~samteach.data.make_generic_scene`)."""
     from tqdm.auto import tqdm
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive number of scenes; got {n!r}")
+    validate_int(n, "n", what=", the number of scenes")
     draw = {"lab": make_scene, "generic": make_generic_scene}.get(kind)
     if draw is None:
         raise ValueError(f"kind must be 'lab' or 'generic'; got {kind!r}")
@@ -115,8 +115,7 @@ class PromptSampler:
 
     def __init__(self, k: int = 4, p_box: float = 0.5, point_mode: str = "uniform",
                  noise_std: float = 0.1, max_noise: float = 20.0, seed: int = 0) -> None:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive number of masks per image; got {k!r}")
+        validate_int(k, "k", what=", the number of masks per image")
         self.k = k
         self.prompt_kwargs = dict(p_box=p_box, point_mode=point_mode, noise_std=noise_std,
                                   max_noise=max_noise)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils.arguments import validate_int
 from .record import SegmentationRecord
 
 __all__ = [
@@ -205,12 +206,7 @@ def _parent(vessel_ids_under: np.ndarray, vessels: np.ndarray) -> int:
 def _check_max_size(max_size: object) -> int | None:
     if max_size is None:
         return None
-    if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)):
-        raise TypeError(f"max_size must be a whole number of pixels or None; got "
-                        f"{type(max_size).__name__}")
-    if max_size < 1:
-        raise ValueError(f"max_size must be at least 1 pixel; got {max_size}")
-    return int(max_size)
+    return validate_int(max_size, "max_size", what=" (pixels), or None")
 
 
 def _resized_size(size: tuple[int, int], max_size: int | None) -> tuple[int, int]:

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["SegmentationRecord", "check_mask", "check_masks"]
+from ..utils.arguments import describe
+
+__all__ = ["SegmentationRecord", "validate_mask", "validate_masks"]
 
 
 @dataclass
@@ -40,8 +42,8 @@ class SegmentationRecord:
         if not isinstance(self.image, np.ndarray) or self.image.dtype != np.uint8 \
                 or self.image.ndim != 3 or self.image.shape[2] != 3:
             raise ValueError(f"image must be an (H, W, 3) uint8 array; got "
-                             f"{_describe(self.image)}")
-        self.masks = check_masks(self.masks, "masks", self.image.shape[:2])
+                             f"{describe(self.image)}")
+        self.masks = validate_masks(self.masks, "masks", self.image.shape[:2])
         self.class_names = tuple(self.class_names)
         self.parents = tuple(self.parents) or (-1,) * len(self.masks)
         for name, values in (("class_names", self.class_names), ("parents", self.parents)):
@@ -61,7 +63,7 @@ class SegmentationRecord:
         return self.image.shape[0], self.image.shape[1]
 
 
-def check_mask(
+def validate_mask(
     mask: object, name: str = "mask", shape: tuple[int, int] | None = None,
     allow_empty: bool = False,
 ):
@@ -80,7 +82,7 @@ def check_mask(
     return mask
 
 
-def check_masks(masks: object, name: str = "masks", shape: tuple[int, int] | None = None):
+def validate_masks(masks: object, name: str = "masks", shape: tuple[int, int] | None = None):
     """(N, H, W) bool masks, each with at least one pixel -> the array."""
     if not isinstance(masks, np.ndarray):
         raise TypeError(f"{name} must be a numpy bool array of shape (N, H, W); got "
@@ -95,9 +97,3 @@ def check_masks(masks: object, name: str = "masks", shape: tuple[int, int] | Non
         raise ValueError(f"{name}[{int(empty[0])}] is empty: every mask needs at least one "
                          f"pixel ({len(empty)} empty)")
     return masks
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, np.ndarray):
-        return f"array of shape {value.shape}, dtype {value.dtype}"
-    return type(value).__name__

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils.images import load_image
+from ..utils.masks import box_xyxy_to_xywh, mask_to_box
 from .record import SegmentationRecord
 
 __all__ = ["SA1B", "SA1BImage", "read_sa1b", "write_sa1b"]
@@ -109,7 +111,7 @@ def read_sa1b(
     image_info, annotations = _load_json(json_path)
     if image_path is None:
         image_path = json_path.parent / str(image_info.get("file_name", f"{json_path.stem}.jpg"))
-    image = _read_image(Path(image_path))
+    image = load_image(Path(image_path), "image_path")
     _check_declared_size(image_info, image.shape[:2], json_path, Path(image_path))
     masks = np.zeros((len(annotations), *image.shape[:2]), dtype=bool)  # (N, H, W)
     for i, annotation in enumerate(annotations):
@@ -176,13 +178,11 @@ def write_sa1b(
 
 
 def _bbox_xywh(mask: np.ndarray) -> list[int]:
-    """(H, W) bool mask -> [x, y, w, h] of its tightest box, in whole pixels (COCO's XYWH)."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    """(H, W) bool mask -> [x, y, w, h] of its tightest box in COCO's convention: w and h count
+    pixels (a one-pixel mask is 1x1, as pycocotools' toBbox reports it); [0, 0, 0, 0] if empty."""
+    if not mask.any():
         return [0, 0, 0, 0]
-    # w and h count pixels: a one-pixel mask is 1x1, as pycocotools' toBbox reports it.
-    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
+    return box_xyxy_to_xywh(mask_to_box(mask).tolist(), "coco")
 
 
 def _encode(mask: np.ndarray, index: int, size: tuple[int, int]) -> dict:
@@ -271,19 +271,6 @@ def _check_declared_size(
     if None not in declared and tuple(declared) != tuple(shape):
         raise ValueError(f"image_path {image_path} is {shape[1]}x{shape[0]} (W x H) but "
                          f"json_path {json_path} describes a {declared[1]}x{declared[0]} image")
-
-
-def _read_image(image_path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB, or a ValueError naming image_path."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not image_path.is_file():
-        raise ValueError(f"image_path {image_path} does not exist")
-    try:
-        with Image.open(image_path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"image_path {image_path} is not a readable image: {error}") from None
 
 
 def _write_image(image_path: Path, image: np.ndarray) -> None:

@@ -57,9 +57,9 @@ class Sam(nn.Module):
         Returns one dict per image with ``masks`` (K, M, H, W) bool, ``iou_predictions``
         (K, M) and ``low_res_logits`` (K, M, 4h, 4w).
         """
-        from ..validate import check_batched_input  # local: modeling/ imports torch alone
+        from ..utils.arguments import validate_batched_input  # local: modeling/ imports torch alone
 
-        check_batched_input(batched_input, self.image_encoder.img_size)
+        validate_batched_input(batched_input, self.image_encoder.img_size)
         images = torch.stack([self.preprocess(x["image"]) for x in batched_input])
         image_embeddings = self.image_encoder(images)  # (B, C, h, w)
         stem = self.image_encoder.high_res_stem  # only in models with SAM 2's high-res path
