@@ -17,11 +17,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from samteach import prompts
-from samteach.clicker import Clicker
 from samteach.data.generic import make_generic_scene
 from samteach.data.hf import PromptSampler, collate_prompts, scenes_dataset
 from samteach.data.scenes import make_scene
+from samteach.evaluation.clicker import Clicker
 
 
 def rate(work, items: int, repeats: int = 5) -> float:
@@ -48,11 +47,11 @@ def bench_samplers(size: int) -> None:
     masks = masks_from_scenes(64, size)
     pred = torch.roll(masks, shifts=(3, 2), dims=(1, 2))  # a prediction off by a few pixels
     samplers = {
-        "sample_points (uniform)": lambda: prompts.sample_points(masks, g),
-        "sample_points (center)": lambda: prompts.sample_points(masks, g, mode="center"),
-        "sample_boxes": lambda: prompts.sample_boxes(masks, g),
-        "sample_error_clicks": lambda: prompts.sample_error_clicks(pred, masks, g),
-        "sample_first_prompts": lambda: prompts.sample_first_prompts(masks, g),
+        "sample_points (uniform)": lambda: samplers.sample_points(masks, g),
+        "sample_points (center)": lambda: samplers.sample_points(masks, g, mode="center"),
+        "sample_boxes": lambda: samplers.sample_boxes(masks, g),
+        "sample_error_clicks": lambda: samplers.sample_error_clicks(pred, masks, g),
+        "sample_first_prompts": lambda: samplers.sample_first_prompts(masks, g),
     }
     for name, work in samplers.items():
         print(f"{name} at {size}x{size}, masks/s:".ljust(44),

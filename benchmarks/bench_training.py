@@ -23,10 +23,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from samteach import build_sam, get_config
-from samteach.build import WEIGHTS_DIR
+from samteach.checkpoint import WEIGHTS_DIR
 from samteach.config import SamConfig
-from samteach.trainer import config_from_state
 from samteach.training import SceneMasks, TrainConfig, interactive_step
+from samteach.training.trainer import config_from_state
 
 
 def shipped_recipe(name: str) -> TrainConfig:

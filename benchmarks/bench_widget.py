@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))  # samteach and tests/official.py from this checko
 
 from samteach import build_sam, get_config  # noqa: E402
 from samteach.data.scenes import make_scene  # noqa: E402
-from samteach.session import PromptSession  # noqa: E402
-from samteach.widgets import ClickDemo  # noqa: E402
+from samteach.demo.session import PromptSession  # noqa: E402
+from samteach.demo.widget import ClickDemo  # noqa: E402
 
 CLICKS_PER_OBJECT = 5
 BUDGET_MS = 50.0  # the bar for p95 click -> mask

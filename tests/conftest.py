@@ -115,5 +115,5 @@ class _NoEvaluation:
 @pytest.fixture
 def no_evaluation(monkeypatch):
     """Trainer tests about files and steps skip the (slow) RITM evaluation of checkpoints."""
-    monkeypatch.setattr("samteach.evaluate.evaluate_model",
+    monkeypatch.setattr("samteach.evaluation.heldout.evaluate_model",
                         lambda model, n_scenes=1, **kwargs: _NoEvaluation())

@@ -6,8 +6,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from samteach.trainer import Trainer
 from samteach.training import TrainConfig
+from samteach.training.trainer import Trainer
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])

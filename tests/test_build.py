@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from samteach import build_sam, get_config, sam_model_registry
-from samteach.build import (
+from samteach.checkpoint import (
     CheckpointMismatchError,
     load_checkpoint,
     read_checkpoint,

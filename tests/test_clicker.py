@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from samteach.clicker import Click, Clicker, distance_to_boundary
+from samteach.evaluation.clicker import Click, Clicker, distance_to_boundary
 
 
 def box(shape, rows, cols):

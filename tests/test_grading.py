@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from samteach.checks import EXERCISES
-from samteach.grading import grade_folder, restore_checks
+from samteach.course.grading import grade_folder, restore_checks
 
 from .planted import PLANTED
 from .test_labs import check_cells, exercise_cell, read

@@ -7,9 +7,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from samteach import course
 from samteach.checks import EXERCISES, CheckFailed
 from samteach.checks._core import NOT_IMPLEMENTED
+from samteach.course import labs as course
 
 from .planted import PLANTED
 

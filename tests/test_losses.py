@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from samteach.losses import dice_loss, focal_loss, mask_iou, sam_loss
+from samteach.training.losses import dice_loss, focal_loss, mask_iou, sam_loss
 
 
 def test_focal_loss_by_hand():

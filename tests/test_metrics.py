@@ -6,7 +6,7 @@ import torch
 
 import samteach
 from samteach import SamPredictor, build_sam
-from samteach.metrics import (
+from samteach.evaluation.metrics import (
     EvaluationResult,
     evaluate,
     interactive_ious,

@@ -6,9 +6,9 @@ import torch
 from PIL import Image
 
 from samteach import SamPredictor
-from samteach.clicker import Click, Clicker, suggest_click
 from samteach.data.scenes import make_scene
-from samteach.session import PromptSession
+from samteach.demo.session import PromptSession
+from samteach.evaluation.clicker import Click, Clicker, suggest_click
 from samteach.utils.images import load_image
 
 from .conftest import SPILL_SEED, SPILL_TARGET

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from samteach import build_sam
-from samteach.build import WEIGHTS_DIR, read_checkpoint, shipped_weights
-from samteach.evaluate import HELD_OUT_SEED, HELD_OUT_SETS, evaluate_model
+from samteach.checkpoint import WEIGHTS_DIR, read_checkpoint, shipped_weights
 from samteach.evaluate import main as evaluate_main
+from samteach.evaluation import HELD_OUT_SEED, HELD_OUT_SETS, evaluate_model
 from samteach.train import main as train_main
-from samteach.trainer import Trainer
 from samteach.training import TrainConfig
+from samteach.training.trainer import Trainer
 
 SHIPPED = ("tiny", "tiny_single_round")
 SMALL = TrainConfig(images_per_step=1, masks_per_image=2, rounds=2, no_click_rounds=0,
@@ -110,8 +110,8 @@ def test_evaluate_cli_prints_the_table(capsys, tmp_path):
 
 def test_train_cli_trains_and_ships(tmp_path, monkeypatch):
     """--steps trains, writes the run folder, and --ship copies it with fresh figures."""
-    monkeypatch.setattr("samteach.build.WEIGHTS_DIR", tmp_path / "weights")
-    monkeypatch.setattr("samteach.train.CHECK_SCENES", 1)
+    monkeypatch.setattr("samteach.course.release.WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr("samteach.course.release.CHECK_SCENES", 1)
     out = tmp_path / "run"
     summary = train_main(["--steps", "2", "--images", "1", "--masks", "2", "--rounds", "2",
                           "--out", str(out), "--eval-every", "0", "--eval-scenes", "1",
@@ -188,6 +188,6 @@ def test_trainer_refuses_a_bad_time_budget(tmp_path):
 
 
 def test_weights_readme_is_made_from_the_json_files():
-    from samteach.train import weights_readme
+    from samteach.course.release import weights_readme
 
     assert (WEIGHTS_DIR / "README.md").read_text() == weights_readme(WEIGHTS_DIR)

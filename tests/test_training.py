@@ -13,10 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from samteach import build_sam
-from samteach.build import read_checkpoint
+from samteach.checkpoint import read_checkpoint
 from samteach.predictor import SamPredictor
-from samteach.prompts import sample_error_clicks
-from samteach.trainer import Trainer
 from samteach.training import (
     SceneMasks,
     TrainConfig,
@@ -26,6 +24,8 @@ from samteach.training import (
     preprocess_batch,
     round_plan,
 )
+from samteach.training.samplers import sample_error_clicks
+from samteach.training.trainer import Trainer
 
 SMALL = TrainConfig(images_per_step=2, masks_per_image=3, rounds=3, no_click_rounds=0,
                     grad_rounds="all", point_mode="uniform", loss_resolution="low",
@@ -191,7 +191,7 @@ def test_scene_masks_mix_lab_and_generic_scenes_of_several_shapes():
 
 def test_point_mode_both_uses_both_rules():
     """Half the clicks follow each rule: their mean distance from the middle lies halfway."""
-    from samteach.prompts import sample_first_prompts
+    from samteach.training.samplers import sample_first_prompts
 
     masks = torch.zeros(2000, 32, 32, dtype=torch.bool)
     masks[:, 4:28, 4:28] = True

@@ -15,7 +15,7 @@ import torch
 
 from samteach import SamPredictor
 from samteach.data.scenes import make_scene
-from samteach.widgets import ClickDemo
+from samteach.demo.widget import ClickDemo
 
 from .conftest import SPILL_TARGET
 
@@ -81,9 +81,9 @@ def test_a_report_that_comes_after_the_release_still_labels_its_click(demo):
 def test_in_a_kernel_a_click_gives_up_waiting_when_ipyevents_never_reports(demo, monkeypatch):
     import asyncio
 
-    import samteach.widgets
+    import samteach.demo.widget
 
-    monkeypatch.setattr(samteach.widgets, "REPORT_WAIT", 0.05)
+    monkeypatch.setattr(samteach.demo.widget, "REPORT_WAIT", 0.05)
 
     async def clicks_in_a_kernel():  # handlers run inside the kernel's event loop
         comm(demo.canvas, {"event": "mouse_down", "x": 162, "y": 242})

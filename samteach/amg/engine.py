@@ -8,7 +8,7 @@
 3. **Fully automatic**: the model alone, prompted with a 32 x 32 grid, filtered for
    confidence, stability and duplicates (1.1 B masks on 11 M images).
 
-Here the annotator is RITM's robot user (``samteach.clicker``) clicking towards a known
+Here the annotator is RITM's robot user (``samteach.evaluation.clicker``) clicking towards a known
 ground-truth mask, the model is any samteach SAM, and each stage reports what the paper does:
 masks per image, clicks per hand-made mask, and -- what only a synthetic world can tell --
 recall: the share of the true objects that some mask found (IoU >= ``match_iou``).
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.record import SegmentationRecord
+from ..demo.session import PromptSession
 from ..predictor import SamPredictor, as_predictor
-from ..session import PromptSession
 from ..utils.arguments import validate_int, validate_number
 from ..utils.masks import mask_iou_matrix
 from .generator import SamAutomaticMaskGenerator

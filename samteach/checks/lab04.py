@@ -9,9 +9,8 @@ samteach only where the student's code draws through the library's sampler.
 import torch
 import torch.nn.functional as F
 
-from .. import losses
-from ..prompts import jitter_boxes, mask_to_box
-from ..training import next_round_prompts
+from ..training import losses, next_round_prompts
+from ..training.samplers import jitter_boxes, mask_to_box
 from ._core import Context, exercise, seeded_generator
 
 __all__ = ["check_error_click", "check_focal_loss", "check_next_round", "check_noisy_box",

@@ -109,7 +109,7 @@ class PromptSampler:
     Args:
         k: masks (and prompts) per image; images with fewer masks repeat some.
         p_box, point_mode, noise_std, max_noise: as in
-            :func:`samteach.prompts.sample_first_prompts` (SAM App. A defaults).
+            :func:`samteach.training.samplers.sample_first_prompts` (SAM App. A defaults).
         seed: the seed of both the mask choice and the prompts.
     """
 
@@ -126,7 +126,7 @@ class PromptSampler:
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        from ..prompts import sample_first_prompts
+        from ..training.samplers import sample_first_prompts
 
         out: dict[str, list] = {key: [] for key in (
             "image", "masks", "points", "labels", "is_box", "mask_index", "class_names",

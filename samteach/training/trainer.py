@@ -22,12 +22,15 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .build import build_sam, load_state_dict, save_checkpoint
-from .config import get_config
-from .data.generic import GenericSceneConfig
-from .data.scenes import SceneConfig
-from .training import InteractiveSam, SceneMasks, TrainConfig, lr_at
-from .utils.files import atomic_write, write_text_atomic
+from ..build import build_sam
+from ..checkpoint import load_state_dict, save_checkpoint
+from ..config import get_config
+from ..data.generic import GenericSceneConfig
+from ..data.scenes import SceneConfig
+from ..utils.files import atomic_write, write_text_atomic
+from .config import TrainConfig, lr_at
+from .scenes import SceneMasks
+from .step import InteractiveSam
 
 __all__ = ["Trainer", "config_from_state", "default_device"]
 
@@ -225,7 +228,7 @@ class Trainer:
             self.generator.set_state(state["generator"])
 
     def _evaluate(self) -> dict:
-        from .evaluate import HELD_OUT_SETS, evaluate_model
+        from ..evaluation.heldout import HELD_OUT_SETS, evaluate_model
 
         was_training = self.sam.training
         entry = {"step": self.step, "elapsed_s": round(self.elapsed, 1)}
@@ -274,7 +277,7 @@ def _warm_start(sam, init: str | Path) -> dict:
     """
     import hashlib
 
-    from .build import CheckpointMismatchError, read_checkpoint, shipped_weights
+    from ..checkpoint import CheckpointMismatchError, read_checkpoint, shipped_weights
 
     path = Path(init)
     if not path.exists():

@@ -13,7 +13,7 @@ Shapes: P prompts, M masks per prompt, H/W mask height and width.
 import torch
 import torch.nn.functional as F
 
-from .utils.masks import mask_iou as masks_iou
+from ..utils.masks import mask_iou as masks_iou
 
 __all__ = ["dice_loss", "focal_loss", "mask_iou", "sam_loss"]
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy.ndimage import distance_transform_edt
 
-from samteach import prompts
 from samteach.modeling import PromptEncoder
-from samteach.prompts import (
+from samteach.training import samplers
+from samteach.training.samplers import (
     FirstPrompts,
     append_clicks,
     distance_transform,
@@ -20,6 +20,7 @@ from samteach.prompts import (
     sample_first_prompts,
     sample_points,
 )
+from samteach.utils import masks as mask_utils
 
 N = 10_000  # samples per statistical test: binomial / std errors of about 1%
 S = 64  # side of the hand-made masks
@@ -79,7 +80,7 @@ def test_distance_transform_matches_scipy():
 def test_distance_transform_is_the_same_in_small_chunks(monkeypatch):
     masks = many(MASKS, 13)
     expected = distance_transform(masks)
-    monkeypatch.setattr(prompts, "_CHUNK_PIXELS", 3 * S * S)  # 3 masks per chunk, then 1
+    monkeypatch.setattr(mask_utils, "_CHUNK_PIXELS", 3 * S * S)  # 3 masks per chunk, then 1
     torch.testing.assert_close(distance_transform(masks), expected, atol=0, rtol=0)
 
 
@@ -87,7 +88,7 @@ def test_distance_transform_is_the_same_in_small_chunks(monkeypatch):
 def test_samples_do_not_depend_on_the_chunk_size(name, monkeypatch):
     masks = many(MASKS, 13)
     expected = SAMPLERS[name](masks, gen())
-    monkeypatch.setattr(prompts, "_CHUNK_PIXELS", 3 * S * S)
+    monkeypatch.setattr(samplers, "_CHUNK_PIXELS", 3 * S * S)
     actual = SAMPLERS[name](masks, gen())
     for a, e in zip(actual if name == "clicks" else (actual,),
                     expected if name == "clicks" else (expected,), strict=True):

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import nbformat
 
-from .checks import EXERCISES
-from .course import LABS, SOLUTIONS
+from ..checks import EXERCISES
+from .labs import LABS, SOLUTIONS
 
 _REPORT_ENV = "SAMTEACH_GRADING_REPORT"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -190,7 +190,7 @@ def _run_nbval(work: Path, timeout: float, workers: str | int) -> dict[str, dict
     report.unlink(missing_ok=True)
     notebooks = sorted(str(p.relative_to(work)) for p in work.glob("*/*.ipynb"))
     command = [sys.executable, "-m", "pytest", *notebooks, "--nbval-lax", "--nbval-current-env",
-               f"--nbval-cell-timeout={timeout}", "-p", "samteach.grading", "-p",
+               f"--nbval-cell-timeout={timeout}", "-p", "samteach.course.grading", "-p",
                "no:cacheprovider", "-q", "--rootdir", str(work), "-n", str(workers),
                "--dist", "loadscope"]
     # A clean environment for the inner pytest: if grading itself runs inside an xdist worker,
@@ -252,7 +252,7 @@ def _write(book: Gradebook, out: Path) -> None:
         (feedback / f"{_safe(student)}.txt").write_text("\n".join(lines) + "\n")
 
 
-# ------------------------------------------------------- pytest plugin (-p samteach.grading)
+# ------------------------------------------------ pytest plugin (-p samteach.course.grading)
 
 
 _in_worker = False

@@ -9,8 +9,8 @@ Meta never released SAM's training code; the paper describes it, and this module
    IoU --, sample one click uniformly from its error region (a missed pixel gives a foreground
    click, spill a background one), and feed that mask's **unthresholded low-res logits** back as
    the dense (mask) prompt. Optional rounds add no click and only feed the mask back.
-4. The loss (focal 20 : dice 1, + IoU MSE; :mod:`samteach.losses`) is summed over rounds.
-   Only round 1 (a single prompt) uses the three multimask outputs; later rounds use one.
+4. The loss (focal 20 : dice 1, + IoU MSE; :mod:`samteach.training.losses`) is summed over
+   rounds. Only round 1 (a single prompt) uses the three multimask outputs; later rounds use one.
 
 Gradients: ``grad_rounds="all"`` backpropagates every round's loss (into the shared image
 embedding too): memory grows with the number of rounds and each round costs a decoder backward.
@@ -24,154 +24,16 @@ Shapes: B images, K masks per image, P = B*K prompts, T prompt tokens, M masks p
 H/W image size, h/w low-res mask size.
 """
 
-import math
-from dataclasses import dataclass, field
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.generic import GenericSceneConfig, make_generic_scene
-from .data.scenes import SceneConfig, make_scene
+from ..modeling import Sam
+from .config import TrainConfig
 from .losses import sam_loss
-from .modeling import Sam
-from .prompts import (
-    FIRST_POINT_MODES,
-    append_clicks,
-    sample_error_clicks,
-    sample_first_prompts,
-)
-from .utils.arguments import validate_int
+from .samplers import append_clicks, sample_error_clicks, sample_first_prompts
 
-__all__ = ["GRAD_ROUNDS", "SceneMasks", "TrainConfig", "interactive_step", "lr_at",
-           "next_round_prompts", "preprocess_batch", "round_plan", "scene_size"]
-
-GRAD_ROUNDS = ("all", "last", "sample")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a run depends on; saved in its checkpoints so it can be resumed or repeated."""
-
-    preset: str = "tiny"
-    images_per_step: int = 8  # B: images encoded once per step
-    masks_per_image: int = 4  # K: prompts decoded per image ("one embedding, many prompts")
-    # 1 first-prompt round + (rounds - 1) click rounds. The paper uses 1 + 8 (+ 2 no-click);
-    # on a CPU each round costs a decoder forward (and backward, if it carries gradients).
-    rounds: int = 9
-    # Rounds that add no click and only feed the mask back (the paper: 2, one at a random place
-    # among the click rounds and one at the end): the model learns to improve its own mask.
-    no_click_rounds: int = 2
-    # Which rounds backpropagate: "all", "last" or "sample" (see the module docstring). At
-    # equal CPU time "sample" (3 of 11) matched "all" and runs ~1.6x more steps.
-    grad_rounds: str = "sample"
-    grad_sample: int = 3  # with grad_rounds="sample": round 1 and this many - 1 others
-    p_box: float = 0.5  # first prompt: a box with this probability, else a point (App. A)
-    # First points: "uniform" in the mask (App. A), near the "center" (where the evaluation's
-    # robot and a lecturer click), or "both" (a coin per prompt).
-    point_mode: str = "both"
-    # AdamW; the paper uses 8e-4 at batch 256 from an MAE initialisation. 2e-3 is the shipped
-    # tiny's (batch 8, from scratch and for its warm restart); not tuned beyond a few short runs.
-    lr: float = 2e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 200  # linear warm-up, then cosine decay to 5% at max_steps
-    max_steps: int = 10_000
-    grad_clip: float = 1.0
-    # "full": logits upsampled to the image, as SAM 2's training does and as the masks are
-    # scored -- at equal CPU time it gave better boundaries (lab NoC@85 7.6 vs 8.8); "low":
-    # the decoder's low-res logits against the ground truth averaged down to their size.
-    loss_resolution: str = "full"
-    focal_weight: float = 20.0
-    dice_weight: float = 1.0
-    iou_weight: float = 1.0
-    seed: int = 0
-    train_seed_start: int = 0  # training scenes are seeds train_seed_start + 0, 1, 2, ...
-    scene: SceneConfig = field(default_factory=SceneConfig)
-    # The data mixture: this share of the images are generic scenes (shapes of anything,
-    # samteach.data.generic), the rest lab scenes; and this share of images are not square
-    # (drawn with their long side at the input size, padded like SamPredictor pads).
-    generic_share: float = 0.5
-    nonsquare_share: float = 0.25
-    generic: GenericSceneConfig = field(default_factory=GenericSceneConfig)
-
-    def __post_init__(self) -> None:
-        for name in ("images_per_step", "masks_per_image", "rounds", "max_steps", "grad_sample"):
-            validate_int(getattr(self, name), name)
-        if self.no_click_rounds < 0:
-            raise ValueError(f"no_click_rounds must be >= 0; got {self.no_click_rounds}")
-        if self.loss_resolution not in ("low", "full"):
-            raise ValueError(f"loss_resolution must be 'low' or 'full'; got "
-                             f"{self.loss_resolution!r}")
-        if self.grad_rounds not in GRAD_ROUNDS:
-            raise ValueError(f"grad_rounds must be one of {GRAD_ROUNDS}; got "
-                             f"{self.grad_rounds!r}")
-        if self.point_mode not in FIRST_POINT_MODES:
-            raise ValueError(f"point_mode must be one of {FIRST_POINT_MODES}; got "
-                             f"{self.point_mode!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be a positive learning rate; got {self.lr}")
-        for name in ("weight_decay", "warmup_steps", "grad_clip"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
-        for name in ("p_box", "generic_share", "nonsquare_share"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be a share in [0, 1]; got {getattr(self, name)}")
-
-    @property
-    def total_rounds(self) -> int:
-        return self.rounds + self.no_click_rounds
-
-
-class SceneMasks(torch.utils.data.Dataset):
-    """Synthetic scene ``first_seed + i`` -> its image, K of its masks and its size.
-
-    Scenes are drawn on the fly (2-4 ms each), so training never sees an image twice and
-    held-out seeds are truly unseen. Each index is a lab scene or, with probability
-    ``generic_share``, a generic one; with probability ``nonsquare_share`` it is not square:
-    its long side is ``size`` and the short one 50-100% of it, drawn in the top-left corner of
-    the ``size`` x ``size`` input, as ``SamPredictor`` places a resized photo (the rest is
-    padding; :func:`preprocess_batch` makes it exactly the predictor's). Which scene, size and
-    K masks is fixed per index, so a distributed sampler can split indices reproducibly.
-
-    Items are (image (3, S, S) uint8, masks (K, S, S) bool, input_size (2,) int64 = (h, w)).
-    """
-
-    def __init__(self, size: int, masks_per_image: int, first_seed: int = 0,
-                 length: int = 10_000_000, scene: SceneConfig | None = None,
-                 generic: GenericSceneConfig | None = None, generic_share: float = 0.0,
-                 nonsquare_share: float = 0.0) -> None:
-        self.size, self.k, self.first_seed, self.length = size, masks_per_image, first_seed, length
-        self.scene, self.generic = scene, generic
-        self.generic_share, self.nonsquare_share = generic_share, nonsquare_share
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        seed = self.first_seed + int(index)
-        rng = np.random.default_rng([seed, 1])  # kind, size and masks; apart from the drawing
-        generic = rng.random() < self.generic_share
-        h, w = scene_size(rng, self.size, self.nonsquare_share)
-        if generic:
-            record = make_generic_scene(seed, (h, w), self.generic)
-        else:
-            record = make_scene(seed, (h, w), self.scene)
-        n = len(record)
-        pick = rng.choice(n, self.k, replace=n < self.k)
-        image = torch.zeros(3, self.size, self.size, dtype=torch.uint8)
-        image[:, :h, :w] = torch.from_numpy(record.image).permute(2, 0, 1)
-        masks = torch.zeros(self.k, self.size, self.size, dtype=torch.bool)
-        masks[:, :h, :w] = torch.from_numpy(record.masks[pick])
-        return image, masks, torch.tensor([h, w])
-
-
-def scene_size(rng: np.random.Generator, size: int, nonsquare_share: float) -> tuple[int, int]:
-    """(H, W) of a scene: ``size`` square, or with probability ``nonsquare_share`` a long side
-    of ``size`` and a short side of 50-100% of it (portrait or landscape, equally likely)."""
-    if rng.random() >= nonsquare_share:
-        return size, size
-    short = max(32, int(size * float(rng.uniform(0.5, 1.0))))
-    return (short, size) if rng.random() < 0.5 else (size, short)
+__all__ = ["InteractiveSam", "interactive_step", "next_round_prompts", "preprocess_batch",
+           "round_plan"]
 
 
 def preprocess_batch(model: Sam, images: torch.Tensor,
@@ -191,20 +53,6 @@ def preprocess_batch(model: Sam, images: torch.Tensor,
     cols = position < input_sizes[:, 1:].to(x.device)  # (B, S)
     inside = rows[:, None, :, None] & cols[:, None, None, :]  # (B, 1, S, S)
     return torch.where(inside, x, 0.0)
-
-
-def lr_at(step: int, config: TrainConfig, progress: float | None = None) -> float:
-    """Linear warm-up over ``warmup_steps``, then cosine decay to 5% of the peak.
-
-    ``progress`` (0 -> 1) is how far the run is after its warm-up; by default the share of
-    ``max_steps`` done. A run with a time budget passes the share of its time used instead.
-    """
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    if progress is None:
-        progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
-    progress = min(1.0, max(0.0, progress))
-    return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def round_plan(config: TrainConfig, generator: torch.Generator | None = None,
@@ -308,7 +156,7 @@ def next_round_prompts(
     its unthresholded low-res logits, detached: the next round sees the previous answer with
     its confidence, and no gradient flows from one round into the previous one. The new click
     is drawn uniformly from that mask's error region (upsampled to the ground truth's size and
-    thresholded at 0) with :func:`~samteach.prompts.sample_error_clicks`.
+    thresholded at 0) with :func:`~samteach.training.samplers.sample_error_clicks`.
 
     Args:
         points: (P, N, 2) pixel (x, y) of the prompt tokens so far.

@@ -1,8 +1,7 @@
-"""The course's own tooling: student labs from the solutions, fresh outputs, grading.
+"""Student labs from the solutions, and fresh outputs for the solutions.
 
     python -m samteach.course build-labs            # labs/ from solutions/ (what a test checks)
     python -m samteach.course refresh [01 ...]      # re-run solutions, store outputs, build labs
-    python -m samteach.course grade SUBMISSIONS --out GRADES [--timeout 60] [--workers N]
 
 ``solutions/NN_name.ipynb`` is the single source. Solution code sits between ``### BEGIN
 SOLUTION`` and ``### END SOLUTION``; a lab is the same notebook with each such block replaced by
@@ -14,27 +13,25 @@ A solution notebook stores in its metadata a hash of the library and of its own 
 were made by other code than the current one -- run ``refresh`` then.
 """
 
-import argparse
 import copy
 import hashlib
 import re
-import sys
 import time
 from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = Path(__file__).resolve().parents[1]  # samteach/
+ROOT = PACKAGE.parent  # the course's repository: solutions/, labs/
 SOLUTIONS = ROOT / "solutions"
 LABS = ROOT / "labs"
-PACKAGE = Path(__file__).resolve().parent
 
 STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 _BEGIN, _END = "### BEGIN SOLUTION", "### END SOLUTION"
 _SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)",
                        re.M | re.S)
-# Modules whose code cannot change what a notebook prints: the tooling itself.
-_NOT_HASHED = {"course.py", "grading.py"}
+# The course tooling (this package) cannot change what a notebook prints: not hashed.
+_NOT_HASHED = Path(__file__).resolve().parent
 
 
 # ------------------------------------------------------------------------------------- labs
@@ -105,7 +102,7 @@ def build_labs(names: list[str] | None = None) -> list[Path]:
 def source_hash(notebook: nbformat.NotebookNode) -> str:
     """A hash of everything a solution's outputs depend on: the library and the code cells."""
     digest = hashlib.sha256()
-    files = sorted(p for p in PACKAGE.rglob("*") if p.is_file() and p.name not in _NOT_HASHED
+    files = sorted(p for p in PACKAGE.rglob("*") if p.is_file() and _NOT_HASHED not in p.parents
                    and (p.suffix in (".py", ".safetensors", ".json")))
     for path in files:
         digest.update(path.relative_to(PACKAGE).as_posix().encode())
@@ -148,40 +145,3 @@ def refresh(names: list[str] | None = None) -> dict[str, float]:
         build_labs([path.stem])
         print(f"{path.stem}: {times[path.stem]:.0f} s", flush=True)
     return times
-
-
-# ------------------------------------------------------------------------------------- CLI
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m samteach.course", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build-labs", help="generate labs/ from solutions/")
-    build.add_argument("names", nargs="*", help="notebook name prefixes (default: all)")
-    fresh = sub.add_parser("refresh", help="re-run solutions, store outputs, rebuild labs")
-    fresh.add_argument("names", nargs="*", help="notebook name prefixes (default: all)")
-    grade = sub.add_parser("grade", help="grade a folder of submitted labs")
-    grade.add_argument("submissions", type=Path,
-                       help="one folder per student holding their NN_name.ipynb files, or the "
-                            "notebooks themselves named STUDENT__NN_name.ipynb")
-    grade.add_argument("--out", type=Path, required=True, help="folder for the gradebook")
-    grade.add_argument("--timeout", type=float, default=120.0, help="seconds per cell")
-    grade.add_argument("--workers", default="auto", help="pytest-xdist workers (default auto)")
-    args = parser.parse_args(argv)
-    if args.command == "build-labs":
-        for path in build_labs(args.names or None):
-            print(path.relative_to(ROOT))
-    elif args.command == "refresh":
-        refresh(args.names or None)
-    else:
-        from .grading import grade_folder
-
-        result = grade_folder(args.submissions, args.out, timeout=args.timeout,
-                              workers=args.workers)
-        print(result.summary())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

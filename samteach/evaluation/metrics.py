@@ -1,7 +1,8 @@
 """Scoring interactive segmentation: IoU, mIoU after k clicks, NoC and NoF.
 
-An evaluation plays the robot user of ``samteach.clicker`` against a model, one ground-truth
-mask at a time: click, predict, threshold, measure the IoU, click again -- ``max_clicks`` times
+An evaluation plays the robot user of ``samteach.evaluation.clicker`` against a model, one
+ground-truth mask at a time: click, predict, threshold, measure the IoU, click again --
+``max_clicks`` times
 (20 in RITM and SimpleClick). That gives one IoU curve per mask, ``ious[s, c]`` = the IoU after
 click ``c + 1`` on sample ``s``. Two families of numbers summarise the curves:
 
@@ -29,9 +30,9 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 
+from ..utils.arguments import validate_int, validate_number
+from ..utils.masks import mask_iou
 from .clicker import Clicker
-from .utils.arguments import validate_int, validate_number
-from .utils.masks import mask_iou
 
 __all__ = [
     "SIZE_BINS",

@@ -1,6 +1,6 @@
 """ClickDemo: click on an image and watch SAM segment it, in a Jupyter notebook.
 
-A thin adapter between the browser and :class:`~samteach.session.PromptSession`, which holds
+A thin adapter between the browser and :class:`~samteach.demo.session.PromptSession`, which holds
 all the logic (first click multimask, later clicks fed the previous logits, undo, teaching
 mode). This module only turns mouse events into session calls and session state into pictures.
 
@@ -39,10 +39,10 @@ import numpy as np
 from ipycanvas import MultiCanvas, hold_canvas
 from ipyevents import Event
 
+from ..utils.arguments import validate_int
+from ..utils.images import load_image
+from ..viz import FN_COLOR, FP_COLOR, MASK_COLOR
 from .session import RULES, Prediction, PromptSession
-from .utils.arguments import validate_int
-from .utils.images import load_image
-from .viz import FN_COLOR, FP_COLOR, MASK_COLOR
 
 __all__ = ["ClickDemo"]
 
@@ -92,7 +92,7 @@ class ClickDemo(widgets.VBox):
 
     def __init__(self, predictor, image, target: np.ndarray | None = None,
                  display_size: int = 512, rule: str = "ritm") -> None:
-        from .predictor import as_predictor
+        from ..predictor import as_predictor
 
         predictor = as_predictor(predictor)
         validate_int(display_size, "display_size", 16, 4096)

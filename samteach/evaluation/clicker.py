@@ -23,12 +23,13 @@ the point farthest from its boundary -- SAM's first evaluation point.
 RITM quirk, kept on purpose: when the prediction is perfect there is no error, both maps are 0,
 the tie rule says "negative", and the first pixel with distance 0 is (0, 0). So the robot clicks
 "background" at the top-left corner -- even when that pixel belongs to the object. RITM's
-evaluation seldom gets there (it stops once the IoU target is reached); ``samteach.metrics``
-always plays every click (mIoU after 9 clicks needs them all), so a model that is perfect early
-may be handed this odd click. A faithful copy must do the same to give the same numbers.
+evaluation seldom gets there (it stops once the IoU target is reached);
+``samteach.evaluation.metrics`` always plays every click (mIoU after 9 clicks needs them all),
+so a model that is perfect early may be handed this odd click. A faithful copy must do the same
+to give the same numbers.
 
 This is for *evaluation*. Training samples its clicks at random over the error region (SAM
-App. A); the two are kept apart on purpose (see ``samteach.metrics`` for the scores).
+App. A); the two are kept apart on purpose (see ``samteach.evaluation.metrics`` for the scores).
 
 Shapes: H/W image height and width, n clicks so far.
 """
@@ -37,8 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data.record import validate_mask
-from .utils.masks import distance_transform
+from ..data.record import validate_mask
+from ..utils.masks import distance_transform
 
 __all__ = ["Click", "Clicker", "distance_to_boundary", "suggest_click"]
 

@@ -32,13 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .utils.arguments import (
+from ..utils.arguments import (
     shape_text,
     validate_choice,
     validate_mask_batch,
     validate_number,
 )
-from .utils.masks import distance_transform, mask_to_box
+from ..utils.masks import distance_transform, mask_to_box
 
 __all__ = [
     "FIRST_POINT_MODES",

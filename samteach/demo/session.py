@@ -1,7 +1,7 @@
 """PromptSession: the click loop of SAM's demo, without a screen.
 
 What happens when a person clicks in SAM's demo, kept apart from any drawing so that it can be
-tested, scripted in a notebook and reused by the ipycanvas widget (``samteach.widgets``):
+tested, scripted in a notebook and reused by the ipycanvas widget (``samteach.demo.widget``):
 
 1. The image is encoded **once** (``SamPredictor.set_image``); every click afterwards runs only
    the prompt encoder and the mask decoder on the cached embedding and dense positional
@@ -16,8 +16,8 @@ tested, scripted in a notebook and reused by the ipycanvas widget (``samteach.wi
 
 Teaching mode: given the ground-truth mask of the object, the session shows where the current
 mask is wrong (``error_regions``: missed pixels FN and spilled pixels FP) and the click that
-the evaluation robot (RITM's clicker, ``samteach.clicker``) or the training loop's sampler
-(``samteach.prompts.sample_error_clicks``) would make next.
+the evaluation robot (RITM's clicker, ``samteach.evaluation.clicker``) or the training loop's
+sampler (``samteach.training.samplers.sample_error_clicks``) would make next.
 
 Shapes: H/W image height and width, n clicks so far, M masks (3 or 1), h/w low-res logits.
 """
@@ -28,13 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .clicker import Click, suggest_click
-from .data.record import validate_mask
-from .metrics import iou
-from .modeling import Sam
-from .predictor import SamPredictor, as_predictor
-from .utils.arguments import validate_int
-from .utils.images import load_image
+from ..data.record import validate_mask
+from ..evaluation.clicker import Click, suggest_click
+from ..evaluation.metrics import iou
+from ..modeling import Sam
+from ..predictor import SamPredictor, as_predictor
+from ..utils.arguments import validate_int
+from ..utils.images import load_image
 
 __all__ = ["Prediction", "PromptSession", "load_image"]
 
@@ -225,7 +225,7 @@ class PromptSession:
             return None
         if rule == "ritm":
             return suggest_click(target, self.mask, self._state.points)
-        from .prompts import sample_error_clicks
+        from ..training.samplers import sample_error_clicks
 
         points, labels = sample_error_clicks(torch.from_numpy(self.mask)[None],
                                              torch.from_numpy(target)[None], generator)

@@ -1,0 +1,48 @@
+"""The course's own tooling from the command line.
+
+    python -m samteach.course build-labs            # labs/ from solutions/ (what a test checks)
+    python -m samteach.course refresh [01 ...]      # re-run solutions, store outputs, build labs
+    python -m samteach.course grade SUBMISSIONS --out GRADES [--timeout 60] [--workers N]
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from .labs import ROOT, build_labs, refresh
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m samteach.course", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build-labs", help="generate labs/ from solutions/")
+    build.add_argument("names", nargs="*", help="notebook name prefixes (default: all)")
+    fresh = sub.add_parser("refresh", help="re-run solutions, store outputs, rebuild labs")
+    fresh.add_argument("names", nargs="*", help="notebook name prefixes (default: all)")
+    grade = sub.add_parser("grade", help="grade a folder of submitted labs")
+    grade.add_argument("submissions", type=Path,
+                       help="one folder per student holding their NN_name.ipynb files, or the "
+                            "notebooks themselves named STUDENT__NN_name.ipynb")
+    grade.add_argument("--out", type=Path, required=True, help="folder for the gradebook")
+    grade.add_argument("--timeout", type=float, default=120.0, help="seconds per cell")
+    grade.add_argument("--workers", default="auto", help="pytest-xdist workers (default auto)")
+    args = parser.parse_args(argv)
+    if args.command == "build-labs":
+        for path in build_labs(args.names or None):
+            print(path.relative_to(ROOT))
+    elif args.command == "refresh":
+        refresh(args.names or None)
+    else:
+        from .grading import grade_folder
+
+        result = grade_folder(args.submissions, args.out, timeout=args.timeout,
+                              workers=args.workers)
+        print(result.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

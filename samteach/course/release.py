@@ -1,0 +1,86 @@
+"""Shipping trained weights with the package: ``samteach/weights/NAME.safetensors`` with the
+run's JSON (command, config, learning curve, held-out figures) and a README made from the JSONs.
+
+    python -m samteach.train ... --out runs/tiny --ship tiny   # trains, then calls ship()
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+from ..build import build_sam
+from ..checkpoint import WEIGHTS_DIR
+from ..evaluation.heldout import HELD_OUT_SEED, HELD_OUT_SETS, evaluate_model
+from ..training.trainer import LOG, MODEL, SUMMARY
+from ..utils.files import atomic_write, write_text_atomic
+
+__all__ = ["CHECK_SCENES", "ship", "weights_readme"]
+
+CHECK_SCENES = 5  # the shipped JSON's "evaluation_check": a subset the tests re-evaluate
+
+
+def ship(out_dir: str, name: str, n_scenes: int) -> dict:
+    """Copy a finished run into samteach/weights/ as NAME.safetensors + NAME.json.
+
+    The JSON holds the run's summary, its learning curve (the log of held-out evaluations), a
+    fresh evaluation on ``n_scenes`` scenes of each held-out set (with the scores by instance
+    size), and the same on the first ``CHECK_SCENES`` of them, which the tests reproduce.
+    """
+    out = Path(out_dir)
+    summary = json.loads((out / SUMMARY).read_text())
+    if (out / LOG).exists():
+        summary["learning_curve"] = [json.loads(line) for line in (out / LOG).open()]
+    model = build_sam(None, checkpoint=out / MODEL)
+    summary["evaluation"] = {"first_seed": HELD_OUT_SEED, "scenes": n_scenes}
+    summary["evaluation_check"] = {"first_seed": HELD_OUT_SEED, "scenes": CHECK_SCENES}
+    for kind in HELD_OUT_SETS:
+        result = evaluate_model(model, n_scenes, kind=kind)
+        summary["evaluation"][kind] = {
+            **result.figures(),
+            "by_size": {size: part.figures() for size, part in result.by_size().items()}}
+        summary["evaluation_check"][kind] = evaluate_model(
+            model, CHECK_SCENES, progress=False, kind=kind).figures()
+    WEIGHTS_DIR.mkdir(exist_ok=True)
+    atomic_write(WEIGHTS_DIR / f"{name}.safetensors",
+                 lambda tmp: shutil.copyfile(out / MODEL, tmp))
+    write_text_atomic(WEIGHTS_DIR / f"{name}.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(WEIGHTS_DIR / "README.md", weights_readme(WEIGHTS_DIR))
+    for kind in HELD_OUT_SETS:
+        figures = {k: v for k, v in summary["evaluation"][kind].items() if k != "by_size"}
+        print(f"shipped {name}, {kind} scenes: " + ", ".join(f"{k} {v}" for k, v in
+                                                              figures.items()))
+    return summary
+
+
+def weights_readme(folder) -> str:
+    """The README beside the shipped weights, made from their JSON files (so it cannot drift)."""
+    infos = {p.stem: json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))}
+    lines = ["# Shipped weights", "",
+             "Trained by samteach itself on its synthetic scenes; each was made by the command",
+             "below, and `python -m samteach.train ... --ship NAME` rewrites this file. Load one",
+             "with `build_sam(\"tiny\", pretrained=\"NAME\")`. Figures: RITM clicker on the",
+             "held-out lab scenes and generic scenes (`python -m samteach.evaluate`, seeds from",
+             "1,000,000,000), first click = the multimask output with the highest predicted IoU.",
+             ""]
+    names = ["mIoU@1", "mIoU@2", "mIoU@3", "mIoU@5", "mIoU@9", "NoC@85", "NoC@90", "NoF@90"]
+    lines += ["| weights | scenes | " + " | ".join(names) + " | samples |",
+              "|---" * (len(names) + 3) + "|"]
+    for name, info in infos.items():
+        for kind, figures in info["evaluation"].items():
+            if not isinstance(figures, dict):
+                continue
+            lines.append(f"| `{name}` | {kind} | " + " | ".join(
+                f"{figures[k]:.3f}" if k.startswith(("mIoU", "NoC")) else str(figures[k])
+                for k in names) + f" | {figures['samples']} |")
+    for name, info in infos.items():
+        config = info["config"]
+        warm = (f" Warm restart from `{info['init']['init']}` (SHA-256 "
+                f"{info['init']['sha256'][:12]}...)." if info.get("init") else "")
+        lines += ["", f"## {name}", "", "```console", info["command"], "```", "",
+                  f"preset {info['preset']}, seed {info['seed']}, {info['steps']} steps in "
+                  f"{info['wall_time_s'] / 60:.1f} min on {info['processes']} {info['device']} "
+                  f"process(es) of {info.get('threads', '?')} thread(s); {config['rounds']} "
+                  f"round(s) + {config.get('no_click_rounds', 0)} no-click round(s) per step, "
+                  f"gradients on {config.get('grad_rounds', 'all')} rounds; "
+                  f"{config.get('generic_share', 0.0):.0%} generic scenes.{warm}"]
+    return "\n".join(lines) + "\n"
