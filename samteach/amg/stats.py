@@ -49,22 +49,23 @@ class SA1BStats:
 
 def sa1b_statistics(folder: str | os.PathLike) -> SA1BStats:
     """Read every ``*.json`` of an SA-1B-format folder (the images are not needed)."""
-    from ..data.sa1b import _decode, _label, _load_json  # the reader's own checks
+    from ..data.sa1b import read_sa1b_masks  # the reader's own checks
 
     paths = sorted(Path(folder).expanduser().glob("*.json"))
     if not paths:
         raise ValueError(f"folder {str(folder)!r} holds no SA-1B .json files")
     ids, counts, sizes, centres = [], [], [], []
     for path in paths:
-        image, annotations = _load_json(path)
+        image, masks = read_sa1b_masks(path)
         h, w = int(image["height"]), int(image["width"])
         ids.append(str(image["image_id"]))
-        counts.append(len(annotations))
-        for i, annotation in enumerate(annotations):
-            mask = _decode(annotation["segmentation"], (h, w), _label(annotation, i))  # (H, W)
+        count = 0
+        for mask in masks:  # (H, W), one at a time
+            count += 1
             ys, xs = np.nonzero(mask)
             sizes.append(np.sqrt(len(xs) / (h * w)))
             centres.append(((xs.mean() + 0.5) / w, (ys.mean() + 0.5) / h))
+        counts.append(count)
     return SA1BStats(tuple(ids), np.array(counts, dtype=int), np.array(sizes, dtype=float),
                      np.array(centres, dtype=float).reshape(-1, 2))
 

@@ -12,7 +12,7 @@
 from .generic import SHAPES, GenericSceneConfig, make_generic_scene, make_generic_scenes
 from .labpics import LABPICS_SPLITS, LabPicsV1, instances_from_id_maps, read_labpics
 from .record import SegmentationRecord, validate_mask, validate_masks
-from .sa1b import SA1B, SA1BImage, read_sa1b, write_sa1b
+from .sa1b import SA1B, SA1BImage, read_sa1b, read_sa1b_masks, write_sa1b
 from .scenes import CLASS_NAMES, SceneConfig, make_scene, make_scenes
 
 __all__ = [
@@ -34,5 +34,6 @@ __all__ = [
     "make_scenes",
     "read_labpics",
     "read_sa1b",
+    "read_sa1b_masks",
     "write_sa1b",
 ]

@@ -22,7 +22,7 @@ Shapes: N masks, H/W image height and width.
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from ..utils.images import load_image
 from ..utils.masks import box_xyxy_to_xywh, mask_to_box
 from .record import SegmentationRecord
 
-__all__ = ["SA1B", "SA1BImage", "read_sa1b", "write_sa1b"]
+__all__ = ["SA1B", "SA1BImage", "read_sa1b", "read_sa1b_masks", "write_sa1b"]
 
 CLASS_NAME = "object"  # SA-1B masks are class-agnostic
 JPEG_QUALITY = 95
@@ -90,6 +90,21 @@ class SA1B(Sequence):
 
     def __repr__(self) -> str:
         return f"SA1B(folder={str(self.folder)!r}) with {len(self)} images"
+
+
+def read_sa1b_masks(json_path: str | os.PathLike) -> tuple[dict, Iterator[np.ndarray]]:
+    """The "image" entry of an SA-1B annotation file and its masks, decoded one at a time.
+
+    For statistics over many files: the photo is not read, and only one (H, W) bool mask is in
+    memory at a time. Every check of :func:`read_sa1b` on the JSON applies.
+    """
+    json_path = Path(json_path)
+    if not json_path.is_file():
+        raise ValueError(f"json_path {json_path} does not exist")
+    image, annotations = _load_json(json_path)
+    shape = (int(image["height"]), int(image["width"]))
+    masks = (_decode(a["segmentation"], shape, _label(a, i)) for i, a in enumerate(annotations))
+    return image, masks
 
 
 def read_sa1b(
