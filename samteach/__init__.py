@@ -22,12 +22,24 @@ from .utils.transforms import ResizeLongestSide
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # As in Meta's package, `from samteach import SamAutomaticMaskGenerator` works; it is loaded
+    # on first use, so `import samteach` stays light.
+    if name == "SamAutomaticMaskGenerator":
+        from .amg import SamAutomaticMaskGenerator
+
+        return SamAutomaticMaskGenerator
+    raise AttributeError(f"module 'samteach' has no attribute {name!r}")
+
+
 __all__ = [
     "PRESETS",
     "ImageEncoderConfig",
     "MaskDecoderConfig",
     "PromptEncoderConfig",
     "ResizeLongestSide",
+    "SamAutomaticMaskGenerator",
     "SamConfig",
     "SamPredictor",
     "build_sam",

@@ -9,8 +9,8 @@ Reading, writing and loading checkpoint files: :mod:`samteach.checkpoint`.
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .checkpoint import load_state_dict, read_checkpoint, shipped_weights
-from .config import MaskDecoderConfig, SamConfig, get_config
+from .checkpoint import guess_preset, load_state_dict, read_checkpoint, shipped_weights
+from .config import PRESETS, MaskDecoderConfig, SamConfig, get_config
 from .modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
 __all__ = [
@@ -35,7 +35,10 @@ def build_sam(
 
     Args:
         config: a preset name (``tiny``, ``vit_b``, ``vit_l``, ``vit_h``, ``default``), a
-            ``SamConfig``, or None to take the config stored in a samteach checkpoint.
+            ``SamConfig``, or None to take the config stored in a samteach checkpoint. A
+            checkpoint path here, as Meta's ``build_sam(checkpoint)`` takes it, builds the
+            model the file holds: the config stored in a samteach file, or the preset whose
+            shapes an official file matches.
         checkpoint: an official ``.pth`` or a samteach ``.safetensors`` file.
         pretrained: load weights shipped with samteach: True for the preset's own (``tiny``),
             or a name from :func:`shipped_weights` (e.g. ``"tiny_single_round"``).
@@ -50,9 +53,13 @@ def build_sam(
             raise ValueError("pretrained=True needs a preset name as config, e.g. "
                              "build_sam('tiny', pretrained=True)")
         checkpoint = shipped_weights(name)
+    if _is_checkpoint_path(config) and checkpoint is None and not pretrained:
+        config, checkpoint = None, config  # build_sam("sam_vit_b_01ec64.pth"), Meta's way
     stored = None
     if checkpoint is not None:
         state_dict, stored = read_checkpoint(checkpoint)
+        if config is None and stored is None:
+            stored = _config_from_shapes(state_dict, checkpoint)
     if config is None:
         if stored is None:
             raise ValueError("config is None, so it must come from a samteach .safetensors "
@@ -78,6 +85,28 @@ def build_sam(
     if checkpoint is not None:
         load_state_dict(sam, state_dict, strict=strict, source=f"checkpoint {checkpoint}")
     return sam
+
+
+def _is_checkpoint_path(config: object) -> bool:
+    """A path given where a preset name goes: an existing file, or a checkpoint suffix."""
+    if isinstance(config, Path):
+        return True
+    return isinstance(config, str) and config not in PRESETS and config != "default" and (
+        config.endswith((".pth", ".pt", ".safetensors")) or Path(config).is_file())
+
+
+def _config_from_shapes(state_dict, checkpoint) -> SamConfig:
+    """The preset an official checkpoint's encoder width, depth and patch size match."""
+    name = guess_preset(state_dict)
+    if name is None:
+        raise ValueError(f"checkpoint {checkpoint} matches no preset ({sorted(PRESETS)}) and "
+                         "holds no samteach config: pass the preset, build_sam('vit_b', path)")
+    config = get_config(name)
+    if not any(k.startswith("mask_decoder.conv_s") for k in state_dict):  # a SAM 1 file
+        config = replace(config,
+                         image_encoder=replace(config.image_encoder, high_res_stem=False),
+                         mask_decoder=replace(config.mask_decoder, use_high_res_features=False))
+    return config
 
 
 def _build_mask_decoder(cfg: MaskDecoderConfig, attention: str) -> MaskDecoder:

@@ -92,3 +92,45 @@ def test_ruff_passes():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", str(ROOT)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _samteach_imports() -> dict[str, set[tuple[str, str]]]:
+    """module -> {(imported module, name)} for every samteach import, lazy ones included."""
+    import ast
+
+    package = ROOT / "samteach"
+    modules = {}
+    for path in package.rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    found = {}
+    for name, path in modules.items():
+        here = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = here.split(".")[: len(here.split(".")) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else [])) if node.level \
+                else node.module or ""
+            for alias in node.names:
+                full = f"{target}.{alias.name}"
+                edges.add((full if full in modules else target, alias.name))
+        found[name] = {(m, n) for m, n in edges if m in modules and m != name}
+    return found
+
+
+def test_no_import_cycle_and_no_private_name_across_subpackages():
+    imports = _samteach_imports()
+    graph = {m: {t for t, _ in edges} for m, edges in imports.items()}
+
+    def reaches(start: str, goal: str, seen: set) -> bool:
+        return any(t == goal or (t not in seen and not seen.add(t) and reaches(t, goal, seen))
+                   for t in graph[start])
+
+    cycles = [m for m in graph if reaches(m, m, set())]
+    assert not cycles, f"modules on an import cycle: {sorted(cycles)}"
+    private = [(m, t, n) for m, edges in imports.items() for t, n in edges
+               if n.startswith("_") and not n.startswith("__")
+               and m.split(".")[:2] != t.split(".")[:2]]
+    assert not private, f"private names imported across subpackages: {private}"

@@ -16,7 +16,9 @@ optionally remove small islands and holes (``min_mask_region_area``).
 Shapes: P points, N masks, H/W image height and width; boxes x0, y0, x1, y1.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,9 +38,18 @@ from .grids import (
 )
 from .rle import area_from_rle, coco_encode_rle, mask_to_rle, remove_small_regions, rle_to_mask
 
-__all__ = ["AMG_PRESETS", "AMGConfig", "SamAutomaticMaskGenerator"]
+__all__ = ["AMG_PRESETS", "AMGConfig", "SamAutomaticMaskGenerator", "batch_iterator"]
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
+
+
+def batch_iterator(batch_size: int, *args: Any) -> Iterator[list[Any]]:
+    """Slices of ``batch_size`` items of every argument at once (all of the same length), as
+    Meta's ``utils.amg.batch_iterator``: the generator decodes its grid of points this way."""
+    if not args or any(len(a) != len(args[0]) for a in args):
+        raise ValueError("batch_iterator needs arguments, all of the same length")
+    for start in range(0, len(args[0]), batch_size):
+        yield [a[start:start + batch_size] for a in args]
 
 
 @dataclass(frozen=True)
@@ -140,12 +151,18 @@ class _Candidates:
         return _Candidates(rles=[r for p in parts for r in p.rles], **columns)
 
 
+# AMGConfig's fields are the parameters of Meta's SamAutomaticMaskGenerator, in its order.
+META_ORDER = tuple(f.name for f in fields(AMGConfig))
+
+
 class SamAutomaticMaskGenerator:
     """Segment everything in an image with any samteach SAM (the tiny one included).
 
     Args:
         model: a samteach ``Sam`` or ``SamPredictor``.
         config: an ``AMGConfig`` (or a name from ``AMG_PRESETS``); Meta's defaults when None.
+            Or, as in Meta's class, the options themselves by position: ``points_per_side``,
+            ``points_per_batch``, ``pred_iou_thresh``, ... (:data:`META_ORDER`).
         **options: any ``AMGConfig`` field, overriding ``config`` -- so
             ``SamAutomaticMaskGenerator(sam, points_per_side=16)`` reads like Meta's.
 
@@ -155,9 +172,18 @@ class SamAutomaticMaskGenerator:
         records = generator.generate(image)  # a list of dicts, one per mask
     """
 
-    def __init__(self, model: Sam | SamPredictor, config: AMGConfig | str | None = None,
-                 **options) -> None:
+    def __init__(self, model: Sam | SamPredictor, *args, **options) -> None:
         model = as_predictor(model, "model")
+        config = None
+        if args and (args[0] is None or isinstance(args[0], (str, AMGConfig))):
+            config, args = args[0], args[1:]
+        if len(args) > len(META_ORDER) or (config is not None and args):
+            raise TypeError(f"after model, give an AMGConfig (or a preset name), or the options "
+                            f"in Meta's order {META_ORDER}; got {len(args)} more arguments")
+        for name, value in zip(META_ORDER, args, strict=False):  # Meta's positional order
+            if name in options:
+                raise TypeError(f"{name} given twice, by position and by name")
+            options[name] = value
         if isinstance(config, str):
             if config not in AMG_PRESETS:
                 raise ValueError(f"config must be an AMGConfig or one of {list(AMG_PRESETS)}; "
@@ -209,9 +235,8 @@ class SamAutomaticMaskGenerator:
         crop = np.ascontiguousarray(image[y0:y1, x0:x1])
         self.predictor.set_image(crop)  # one encoder pass serves every prompt of the crop
         points = grid * np.array([[x1 - x0, y1 - y0]], dtype=np.float64)  # (P, 2) crop pixels
-        step = self.config.points_per_batch
-        parts = [self._process_batch(points[i:i + step], crop.shape[:2], crop_box, orig_size)
-                 for i in range(0, len(points), step)]
+        parts = [self._process_batch(batch, crop.shape[:2], crop_box, orig_size)
+                 for (batch,) in batch_iterator(self.config.points_per_batch, points)]
         self.predictor.reset_image()
         found = _Candidates.cat(parts, self.predictor.device)
         found = found.filter(nms(found.boxes.float(), found.iou_preds,
