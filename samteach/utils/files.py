@@ -20,6 +20,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it a file's usual mode
         os.replace(tmp, path)
     except BaseException:  # Ctrl-C included: leave no temporary file behind
         Path(tmp).unlink(missing_ok=True)
@@ -29,3 +30,9 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
 def write_text_atomic(path: str | Path, text: str) -> None:
     """``Path(path).write_text(text)``, atomically."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
