@@ -381,6 +381,14 @@ def test_generated_masks_as_sa1b_files_and_their_statistics(trained_tiny, tmp_pa
     assert stats.histogram()["<50"] == 2
 
 
+def test_an_image_without_masks_is_written_and_counted(tmp_path):
+    """A generator may find nothing (a blank image, a strict setting): still a valid pair."""
+    image = make_scene(1001).image
+    write_generated(tmp_path, "empty", image, [])
+    assert SA1B(tmp_path).read(0).record.masks.shape == (0, 128, 128)
+    assert sa1b_statistics(tmp_path).masks_per_image.tolist() == [0]
+
+
 def test_mask_count_bins_follow_the_lecture():
     counts = np.array([0, 49, 50, 99, 100, 199, 200, 300, 399, 400, 499, 500, 5000])
     stats = SA1BStats(tuple(map(str, counts)), counts, np.zeros(0), np.zeros((0, 2)))

@@ -332,6 +332,8 @@ def _points(point_coords: object, n: int) -> list[list[float]] | None:
     if point_coords is None:
         return None
     array = _numbers(point_coords, "point_coords", f"({n}, 2) pixel (x, y) coordinates")
+    if array.size == 0 and n == 0:  # no masks, no points: [] is (0,) to numpy
+        return []
     if array.shape != (n, 2):
         raise ValueError(f"point_coords must be ({n}, 2): one pixel (x, y) per mask; got shape "
                          f"{array.shape}")
