@@ -5,7 +5,8 @@
     torchrun --nproc_per_node 4 -m samteach.train --preset tiny --steps 8000 --out runs/ddp
 
 ``--minutes`` stops on a time budget (the schedule stretches over the steps that fit);
-``--steps`` makes the run exactly repeatable. ``--resume`` continues an interrupted run in
+``--steps`` makes the run exactly repeatable; ``--stop-at`` ends it early at a given step
+(the learning-rate schedule still spans ``--steps``). ``--resume`` continues an interrupted run in
 ``--out``; ``--overwrite`` starts over. The folder ends with model.safetensors (load it with
 ``build_sam(checkpoint=...)``), summary.json and a log of evaluations.
 """
@@ -30,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     budget = p.add_mutually_exclusive_group(required=True)
     budget.add_argument("--minutes", type=float, help="training time budget")
     budget.add_argument("--steps", type=int, help="number of steps (exactly repeatable)")
+    p.add_argument("--stop-at", type=int, metavar="STEP",
+                   help="with --steps: end at this step, the schedule still spanning --steps")
     p.add_argument("--rounds", type=int, default=TrainConfig.rounds,
                    help="1 first-prompt round + (rounds - 1) corrective-click rounds")
     p.add_argument("--no-click-rounds", type=int, default=TrainConfig.no_click_rounds,
@@ -83,13 +86,16 @@ def main(argv: list[str] | None = None) -> dict:
         # With a time budget the schedule follows the clock (Trainer), not max_steps.
         max_steps=args.steps if args.steps is not None else 10**9,
     )
-    command = "python -m samteach.train " + shlex.join(argv if argv is not None else sys.argv[1:])
+    # The command that repeats the run from scratch: an interrupted run resumed with --resume
+    # ends exactly where the uninterrupted one would, so the flag is not part of the recipe.
+    given = argv if argv is not None else sys.argv[1:]
+    command = "python -m samteach.train " + shlex.join([a for a in given if a != "--resume"])
     if "OMP_NUM_THREADS" in os.environ:  # part of the command: a time budget depends on it
         command = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} {command}"
     trainer = Trainer(config, args.out, minutes=args.minutes, resume=args.resume,
                       overwrite=args.overwrite, eval_every=args.eval_every,
                       eval_scenes=args.eval_scenes, progress=not args.no_progress,
-                      command=command, init=args.init)
+                      command=command, init=args.init, stop_at=args.stop_at)
     summary = trainer.fit()
     if trainer.rank == 0:
         figures = summary.get("evaluation", {})

@@ -58,6 +58,8 @@ class Trainer:
         out_dir: where the checkpoint, state, log and summary go.
         minutes: stop after this much training time (counted across resumes); the learning-rate
             schedule then follows the share of this time used, and max_steps is ignored.
+        stop_at: end at this step although the schedule spans ``max_steps`` (a run cut short
+            on purpose, e.g. to ship what a compute budget allowed; still exactly repeatable).
         resume: continue the run saved in ``out_dir``.
         overwrite: start afresh even if ``out_dir`` holds a run.
         eval_every: evaluate (RITM clicker, ``eval_scenes`` held-out scenes) every so many steps.
@@ -76,9 +78,16 @@ class Trainer:
                  eval_scenes: int = 10, device: torch.device | None = None,
                  progress: bool = True, command: str = "",
                  dataset: torch.utils.data.Dataset | None = None,
-                 init: str | Path | None = None) -> None:
+                 init: str | Path | None = None, stop_at: int | None = None) -> None:
         if minutes is not None and not minutes > 0:
             raise ValueError(f"minutes must be a positive time budget; got {minutes}")
+        if stop_at is not None and (minutes is not None or isinstance(stop_at, bool)
+                                    or not isinstance(stop_at, int)
+                                    or not 0 < stop_at <= config.max_steps):
+            raise ValueError(f"stop_at must be a step of the schedule, an int in 1..max_steps "
+                             f"({config.max_steps}), and needs a step budget, not minutes; "
+                             f"got {stop_at!r}")
+        self.stop_at = stop_at
         if dataset is not None:
             _check_dataset(dataset, get_config(config.preset).image_encoder.img_size)
         self.dataset = dataset
@@ -135,7 +144,7 @@ class Trainer:
             data, num_replicas=self.world, rank=self.rank, shuffle=False)
         loader = torch.utils.data.DataLoader(data, batch_size=config.images_per_step,
                                              sampler=sampler)
-        bar = tqdm(total=None if self.minutes else config.max_steps, initial=self.step,
+        bar = tqdm(total=None if self.minutes else self._last_step(), initial=self.step,
                    desc="training", disable=not self.progress or self.rank != 0)
         start = time.perf_counter() - self.elapsed
         try:
@@ -166,9 +175,12 @@ class Trainer:
         """The share of a time budget used (None for a run of max_steps steps)."""
         return None if self.minutes is None else self.elapsed / (self.minutes * 60)
 
+    def _last_step(self) -> int:
+        return self.config.max_steps if self.stop_at is None else self.stop_at
+
     def _should_stop(self, start: float) -> bool:
         if self.minutes is None:
-            stop = self.step >= self.config.max_steps
+            stop = self.step >= self._last_step()
         else:
             stop = time.perf_counter() - start >= self.minutes * 60
         if self.world > 1:  # every process must stop at the same step: rank 0 decides
@@ -246,6 +258,7 @@ class Trainer:
             "preset": self.config.preset,
             "seed": self.config.seed,
             "steps": self.step,
+            "schedule_steps": None if self.minutes else self.config.max_steps,
             "wall_time_s": round(self.elapsed, 1),
             "processes": self.world,
             "threads": torch.get_num_threads(),  # per process; a time budget depends on it
