@@ -90,9 +90,9 @@ def trained_tiny():
     return build_sam("tiny", pretrained=True).eval()
 
 
-# Scene 1's object 4 (a liquid): the trained tiny model's first click on it spills over onto the
-# solid below, and RITM's second click is a background click inside that spill.
-SPILL_SEED, SPILL_TARGET = 1, 4
+# Scene 0's object 6 (the liquid in a tube): the trained tiny model's first click on it spills
+# over onto the tube's glass, and RITM's second click is a background click inside that spill.
+SPILL_SEED, SPILL_TARGET = 0, 6
 
 
 @pytest.fixture(scope="session")

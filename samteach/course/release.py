@@ -74,10 +74,15 @@ def weights_readme(folder) -> str:
                 for k in names) + f" | {figures['samples']} |")
     for name, info in infos.items():
         config = info["config"]
-        warm = (f" Warm restart from `{info['init']['init']}` (SHA-256 "
-                f"{info['init']['sha256'][:12]}...)." if info.get("init") else "")
+        init = info.get("init") or {}
+        warm = (f" Warm restart from `{init['init']}` (SHA-256 {init['sha256'][:12]}...)"
+                + (f", the file `{init['source']}`" if init.get("source") else "") + "."
+                if init else "")
+        schedule = info.get("schedule_steps")
+        cut = (f" (stopped at step {info['steps']} of the {schedule}-step schedule)"
+               if schedule and info["steps"] < schedule else "")
         lines += ["", f"## {name}", "", "```console", info["command"], "```", "",
-                  f"preset {info['preset']}, seed {info['seed']}, {info['steps']} steps in "
+                  f"preset {info['preset']}, seed {info['seed']}, {info['steps']} steps{cut} in "
                   f"{info['wall_time_s'] / 60:.1f} min on {info['processes']} {info['device']} "
                   f"process(es) of {info.get('threads', '?')} thread(s); {config['rounds']} "
                   f"round(s) + {config.get('no_click_rounds', 0)} no-click round(s) per step, "
