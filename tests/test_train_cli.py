@@ -232,6 +232,16 @@ def test_trainer_refuses_a_bad_stop_step(tmp_path, kwargs):
         Trainer(SMALL, tmp_path, progress=False, **kwargs)
 
 
+def test_the_last_step_is_evaluated_once(tmp_path):
+    """A run whose last step falls on --eval-every logs that evaluation once, not twice."""
+    summary = train_main(["--steps", "2", "--rounds", "2", "--no-click-rounds", "0", "--images",
+                          "1", "--masks", "1", "--warmup", "1", "--eval-every", "2",
+                          "--eval-scenes", "1", "--no-progress", "--out", str(tmp_path)])
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [2]
+    assert summary["evaluation"] == json.loads(lines[0])
+
+
 def test_a_run_cut_short_keeps_the_schedule_of_its_full_length(tmp_path):
     """--stop-at ends the run, but the learning rate is the one of the full --steps schedule;
     the recorded command is the one that repeats the run (a --resume is not part of it)."""

@@ -108,6 +108,7 @@ class Trainer:
                                            weight_decay=config.weight_decay)
         self.generator = torch.Generator(self.device).manual_seed(config.seed * 1000 + self.rank)
         self.step, self.elapsed = 0, 0.0
+        self._last_evaluation: dict | None = None
         if resume:
             self._load_state()
 
@@ -209,8 +210,9 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             save_checkpoint(self.sam, self.out / MODEL)
             _save_state(self._state(), self.out / STATE)
-            if evaluate:
-                summary = self._evaluate()
+            if evaluate:  # a run whose last step was just evaluated is not evaluated twice
+                last = self._last_evaluation
+                summary = last if last and last["step"] == self.step else self._evaluate()
             if final:
                 summary = self._write_summary(summary)
         if self.world > 1:
@@ -250,6 +252,7 @@ class Trainer:
         self.sam.train(was_training)
         with open(self.out / LOG, "a") as log:
             log.write(json.dumps(entry) + "\n")
+        self._last_evaluation = entry
         return entry
 
     def _write_summary(self, figures: dict) -> dict:
