@@ -5,7 +5,10 @@
 
 (a) the vit_b image encoder on one 1024x1024 image;
 (b) prompt encoder + mask decoder for one click on a cached vit_b-shaped image embedding,
-    each as its predictor runs it (the official one recomputes the dense PE per click).
+    each as its predictor runs it (the official one recomputes the dense PE per click);
+(c) ``SamPredictor.predict`` for one click, end to end as a user calls it (prompt encoder,
+    mask decoder, the three masks brought to the image's size) on a 1000x750 image encoded
+    once beforehand; samteach's predictor runs its fast path (``samteach.fast_click``).
 
 Every measurement runs in a fresh subprocess, so one implementation's allocations never count
 against the other. Peak memory on CPU is the process's peak resident set while the measured
@@ -93,6 +96,24 @@ def worker(impl: str, task: str, checkpoint: str, device_name: str, repeats: int
 
         def call():
             return sam.image_encoder(x)
+    elif task == "predict":  # SamPredictor.predict end to end, on a cached 1000x750 photo
+        import numpy as np
+
+        if impl == "official":
+            from tests import official
+
+            predictor = official.load("predictor").SamPredictor(sam)
+        else:
+            from samteach import SamPredictor
+
+            predictor = SamPredictor(sam, fast=True)
+        image = torch.randint(0, 256, (750, 1000, 3), generator=g, dtype=torch.uint8).numpy()
+        with torch.inference_mode():
+            predictor.set_image(image)  # once, not timed
+        point, label = np.array(CLICK[0]), np.array(CLICK[1])
+
+        def call():
+            return predictor.predict(point, label, multimask_output=True)
     else:
         embedding = torch.randn(1, 256, 64, 64, generator=g).to(device)
         points = (torch.tensor([CLICK[0]], device=device), torch.tensor([CLICK[1]], device=device))
@@ -107,8 +128,11 @@ def worker(impl: str, task: str, checkpoint: str, device_name: str, repeats: int
         memory = _measure_memory(call, device)
         seconds = _median_time(call, device, repeats)
         result = call()
-    result = result[0] if isinstance(result, tuple) else result
-    torch.save(result.float().cpu(), out)
+    if task == "predict":  # masks (bool), IoUs, low-res logits: numpy arrays
+        torch.save([torch.as_tensor(x) for x in result], out)
+    else:
+        result = result[0] if isinstance(result, tuple) else result
+        torch.save(result.float().cpu(), out)
     print(json.dumps({"seconds": seconds, "memory": memory}))
 
 
@@ -125,7 +149,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
-    repeats = {"encoder": 1 if args.quick else 3, "click": 5 if args.quick else 30}
+    repeats = {"encoder": 1 if args.quick else 3, "click": 5 if args.quick else 30,
+               "predict": 5 if args.quick else 30}
 
     print(f"samteach vs segment_anything 1.0 on {args.device} "
           f"({torch.get_num_threads()} threads), torch {torch.__version__}")
@@ -135,14 +160,20 @@ def main() -> None:
         torch.save(_official_vit_b().state_dict(), checkpoint)  # the same weights for both
         rows = []
         for task, label in [("encoder", "(a) vit_b image encoder, 1 image 1024x1024"),
-                            ("click", "(b) prompt encoder + mask decoder, 1 click")]:
+                            ("click", "(b) prompt encoder + mask decoder, 1 click"),
+                            ("predict", "(c) SamPredictor.predict, 1 click, 1000x750")]:
             res, outs = {}, {}
             for impl in ("official", "samteach"):
                 outs[impl] = str(Path(tmp) / f"{impl}_{task}.pt")
                 res[impl] = run_worker(impl, task, checkpoint, args.device, repeats[task],
                                        outs[impl])
-            diff = (torch.load(outs["official"]) - torch.load(outs["samteach"])).abs().max()
-            rows.append((label, res["official"], res["samteach"], float(diff)))
+            theirs, ours = torch.load(outs["official"]), torch.load(outs["samteach"])
+            if task == "predict":  # logits and IoUs to 1e-4; the masks, the share that differs
+                diff = max(float((theirs[i] - ours[i]).abs().max()) for i in (1, 2))
+                res["samteach"]["mask_share"] = float((theirs[0] != ours[0]).float().mean())
+            else:
+                diff = float((theirs - ours).abs().max())
+            rows.append((label, res["official"], res["samteach"], diff))
 
     print(f"{'':46} {'official':>12} {'samteach':>12} {'ratio':>8}")
     for label, off, ours, diff in rows:
@@ -153,7 +184,11 @@ def main() -> None:
         print(f"{'    peak working memory':46} {off['memory'] / 2**20:>9.0f}MiB "
               f"{ours['memory'] / 2**20:>9.0f}MiB "
               f"{ours['memory'] / max(off['memory'], 1):>7.2f}x  (samteach/official memory)")
-        print(f"{'    outputs agree: max |difference|':46} {diff:>12.2e}")
+        print(f"{'    outputs agree: max |difference|':46} {diff:>12.2e}"
+              + ("  (low-res logits, IoUs)" if "mask_share" in ours else ""))
+        if "mask_share" in ours:
+            print(f"{'    full-size mask pixels that differ':46} {ours['mask_share']:>12.2e}"
+                  "  (one resize instead of two)")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ H/W the original image, h/w the low-res logits (4x the embedding grid: 256 for 1
 import numpy as np
 import torch
 
+from . import fast_click
 from .modeling import Sam
 from .utils.arguments import (
     ImageNotSetError,
@@ -30,11 +31,19 @@ from .utils.transforms import ResizeLongestSide
 class SamPredictor:
     """Interactive segmentation with a cached image embedding."""
 
-    def __init__(self, sam_model: Sam) -> None:
+    def __init__(self, sam_model: Sam, fast: bool = False) -> None:
+        """``fast=True`` answers prompts on one image with :mod:`samteach.fast_click` (the
+        decoder's math re-associated, layer 0 cached per image, one resize to the image's
+        size: the same low-res logits and IoUs, full-size masks that differ on a few border
+        pixels); the default runs the model's own ``mask_decoder`` and ``postprocess_masks``,
+        Meta's way, to the pixel."""
         if not isinstance(sam_model, Sam):
             raise TypeError(f"sam_model must be a samteach Sam (see samteach.build_sam); got "
                             f"{type(sam_model).__name__}")
+        if not isinstance(fast, bool):
+            raise TypeError(f"fast must be True or False; got {fast!r}")
         self.model = sam_model
+        self.fast = fast
         self.transform = ResizeLongestSide(sam_model.image_encoder.img_size)
         self.reset_image()
 
@@ -81,6 +90,10 @@ class SamPredictor:
         stem = self.model.image_encoder.high_res_stem  # SAM 2's fine maps, where the model has them
         self.high_res_features = None if stem is None else stem(batch)
         self._dense_pe = self.model.prompt_encoder.get_dense_pe()  # the same for every prompt
+        if self.fast and len(images) == 1:  # the clicks' per-image work, done once
+            no_mask = self.model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+            self._cache = fast_click.cache_image(self.model.mask_decoder, self.features,
+                                                 self._dense_pe, no_mask)
         self._original_sizes = [tuple(int(s) for s in size) for size in original_sizes]
         self._input_sizes = [tuple(image.shape[-2:]) for image in images]
         if len(images) == 1:
@@ -242,6 +255,12 @@ class SamPredictor:
         if sparse.shape[0] % self.features.shape[0]:
             raise ValueError(f"the number of prompts ({sparse.shape[0]}) must be a multiple of "
                              f"the number of images ({self.features.shape[0]})")
+        if self._cache is not None:
+            masks, iou = fast_click.predict_masks(
+                self.model.mask_decoder, self._cache, self.features, sparse,
+                None if masks is None else dense, self.high_res_features)
+            chosen = slice(1, None) if multimask_output else slice(0, 1)
+            return masks[:, chosen], iou[:, chosen]
         return self.model.mask_decoder(
             image_embeddings=self.features,
             image_pe=self._dense_pe,
@@ -252,7 +271,13 @@ class SamPredictor:
         )
 
     def _postprocess(self, low_res: torch.Tensor, b: int, return_logits: bool) -> torch.Tensor:
-        masks = self.model.postprocess_masks(low_res, self._input_sizes[b], self._original_sizes[b])
+        if self.fast:
+            masks = fast_click.upscale_to_original(low_res, self._input_sizes[b],
+                                                   self._original_sizes[b],
+                                                   self.model.image_encoder.img_size)
+        else:
+            masks = self.model.postprocess_masks(low_res, self._input_sizes[b],
+                                                 self._original_sizes[b])
         return masks if return_logits else masks > self.model.mask_threshold
 
     # ---------------------------------------------------------------- state
@@ -271,6 +296,7 @@ class SamPredictor:
         self.features = None
         self.high_res_features = None
         self._dense_pe = None
+        self._cache = None
         self.orig_h = self.orig_w = self.input_h = self.input_w = None
         self.original_size = self.input_size = None
         self._original_sizes: list[tuple[int, int]] = []

@@ -1,0 +1,254 @@
+"""The mask decoder's math, rearranged for the interactive click: a few prompts on a cached image.
+
+``modeling/`` holds the decoder as the paper draws it. This module computes the *same* function
+for inference, rearranged in three ways that pay off when the prompt has few tokens
+(T ~ 7) and the image many (N = 4096 for the released models). ``SamPredictor(fast=True)``
+runs it; the default runs ``MaskDecoder.forward``. tests/test_fast_click.py holds the two equal
+(fp32, 1e-4) and the fast predictor equal to Meta's.
+
+1. **Per image, once.** In the first two-way layer the image side is still the image embedding
+   plus the no-mask dense prompt, the same for every click without a mask prompt. Its three
+   projections (keys and values of token->image attention, queries of image->token attention)
+   are made at ``set_image`` and kept, as the embedding is.
+2. **Re-association, per click.** Projecting all N image tokens (N x C x D multiply-adds) to
+   meet T tokens is the expensive way round. For token->image attention, per head,
+
+       q . (W_k x_n + b_k) = (q W_k) . x_n + q . b_k        A (X W_v^T + b_v) = (A X) W_v^T + b_v
+
+   The query is pulled back into the image's C channels (``q W_k``: T x C) and meets the
+   image tokens x_n there; q . b_k adds the same number to a whole row of scores and cancels
+   in the softmax; and since each row of the attention A sums to 1, the values can be mixed
+   before they are projected. For image->token attention the T keys are pulled back instead
+   (``k W_q``), whose bias term b_q . k does *not* cancel (the softmax runs over the T keys)
+   and is added; the output projection is applied to the T values before they are mixed
+   (``v W_o``), not to the N mixed rows. Per head that costs N x C x T multiply-adds instead
+   of N x C x c, and for all heads N x C x hT instead of N x C x D: fewer while hT < D (one
+   click on SAM: 56 against 128).
+
+3. **Sub-pixel order.** The upscaling convs and the hypernetwork classifiers work pixel by
+   pixel, so their rows stay in the order the transposed convs produce them, and only the
+   final masks are moved into place (``_upscaled_masks``).
+
+``upscale_to_original`` brings the low-res logits to the image's
+size in one bilinear resize instead of two (what a user sees as "the masks"); the two ways
+differ on a few pixels along mask borders (tests measure the share).
+
+Shapes: K prompts on one image, T prompt tokens, N = H*W image tokens, C channels, h heads,
+c = D/h channels per head (D the attention's internal width).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .modeling.mask_decoder import MaskDecoder
+from .modeling.transformer import Attention, TwoWayAttentionBlock
+
+__all__ = ["ImageCache", "cache_image", "predict_masks", "upscale_to_original"]
+
+
+class ImageCache:
+    """What ``cache_image`` keeps for one image: the layer-0 image side and its projections."""
+
+    def __init__(self, keys: torch.Tensor, keys_pe: torch.Tensor, key_pe: torch.Tensor,
+                 t2i_k: torch.Tensor, t2i_v: torch.Tensor, i2t_q: torch.Tensor) -> None:
+        self.keys, self.keys_pe, self.key_pe = keys, keys_pe, key_pe  # (1, N, C) each
+        self.t2i_k, self.t2i_v, self.i2t_q = t2i_k, t2i_v, i2t_q  # (N, D) each
+
+
+@torch.no_grad()
+def cache_image(decoder: MaskDecoder, image_embedding: torch.Tensor, image_pe: torch.Tensor,
+                no_mask_dense: torch.Tensor) -> ImageCache:
+    """The per-image work of a click without a mask prompt: (1, C, H, W) maps -> ImageCache."""
+    keys = (image_embedding + no_mask_dense).flatten(2).transpose(1, 2).contiguous()  # (1,N,C)
+    key_pe = image_pe.flatten(2).transpose(1, 2).contiguous()  # (1, N, C)
+    keys_pe = keys + key_pe
+    layer = decoder.transformer.layers[0]
+    t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
+    return ImageCache(keys, keys_pe, key_pe, t2i.k_proj(keys_pe[0]), t2i.v_proj(keys[0]),
+                      i2t.q_proj(keys_pe[0]))
+
+
+@torch.no_grad()
+def predict_masks(
+    decoder: MaskDecoder,
+    cache: ImageCache,
+    image_embedding: torch.Tensor,
+    sparse: torch.Tensor,
+    dense: torch.Tensor | None,
+    high_res_features: list[torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``decoder.predict_masks`` for K prompts on one image: all 1 + M masks and IoUs.
+
+    Args:
+        cache: ``cache_image`` of this image.
+        image_embedding: (1, C, H, W), used only when the prompts bring masks.
+        sparse: (K, T, C) prompt tokens.
+        dense: (K or 1, C, H, W) dense prompts embedded from masks, or None when no prompt
+            brings a mask (then the dense prompt is the cached no-mask embedding).
+
+    Returns:
+        masks (K, 1+M, 4H, 4W) logits and iou_pred (K, 1+M).
+    """
+    K = sparse.shape[0]
+    _, C, H, W = image_embedding.shape
+    output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight])
+    queries = torch.cat([output_tokens.expand(K, -1, -1), sparse], dim=1)  # (K, T, C)
+    query_pe = queries
+    shared = dense is None  # no mask prompt: the cache applies
+    if shared:
+        keys, keys_pe = cache.keys, cache.keys_pe
+    else:  # each prompt brings its own mask: its own image side from layer 0 on
+        keys = (image_embedding + dense).flatten(2).transpose(1, 2)  # (K or 1, N, C)
+        keys_pe = keys + cache.key_pe
+    for i, layer in enumerate(decoder.transformer.layers):
+        cached = shared and i == 0
+        queries, keys = _two_way_block(layer, queries, keys, keys_pe, query_pe, cache, cached)
+        keys_pe = keys + cache.key_pe
+    final = decoder.transformer.final_attn_token_to_image
+    out = _token_to_image(final, queries + query_pe, keys_pe, keys)
+    queries = decoder.transformer.norm_final_attn(queries + out)
+
+    mask_tokens = queries[:, 1 : 1 + decoder.num_mask_tokens]
+    hyper = torch.stack([mlp(mask_tokens[:, i]) for i, mlp in
+                         enumerate(decoder.output_hypernetworks_mlps)], dim=1)  # (K, 1+M, C/8)
+    masks = _upscaled_masks(decoder, keys.expand(K, -1, -1), hyper, H, W, high_res_features)
+    return masks, decoder.iou_prediction_head(queries[:, 0])
+
+
+def _upscaled_masks(decoder: MaskDecoder, x: torch.Tensor, hyper: torch.Tensor, H: int, W: int,
+                    high_res_features: list[torch.Tensor] | None) -> torch.Tensor:
+    """``output_upscaling`` and the hypernetwork classifiers, pixel by pixel in sub-pixel order.
+
+    Each 2x2 transposed conv is a Linear layer per pixel whose 4 outputs are the pixel's 2x2
+    sub-pixels (see ``conv_transpose_2x2``), and everything after it, up to the masks, works
+    on one pixel at a time. So the rows are left in the order (token, i, j, i', j') and only
+    the (1+M) masks, a few channels, are moved to their image positions at the end, instead of
+    the 64- and 32-channel maps after each conv: x (K, N, C), hyper (K, 1+M, C/8) ->
+    (K, 1+M, 4H, 4W).
+    """
+    conv1, norm, act1, conv2, act2 = decoder.output_upscaling
+    K, N, _ = x.shape
+    y = _subpixel_linear(x, conv1)  # (K, N*4, C/4), rows (n, i, j)
+    if high_res_features is not None:
+        y = y + _subpixel_order(decoder.conv_s1(high_res_features[1]), 1)
+    y = act1(F.layer_norm(y, y.shape[-1:], norm.weight, norm.bias, norm.eps))
+    y = _subpixel_linear(y, conv2)  # (K, N*16, C/8), rows (n, i, j, i', j')
+    if high_res_features is not None:
+        y = y + _subpixel_order(decoder.conv_s0(high_res_features[0]), 2)
+    masks = act2(y) @ hyper.transpose(1, 2)  # (K, N*16, 1+M)
+    masks = masks.view(K, H, W, 2, 2, 2, 2, -1).permute(0, 7, 1, 3, 5, 2, 4, 6)
+    return masks.reshape(K, -1, 4 * H, 4 * W)  # pixel (4y + 2i + i', 4x + 2j + j')
+
+
+def _subpixel_linear(x: torch.Tensor, conv) -> torch.Tensor:
+    """A 2x2 stride-2 transposed conv on rows of pixels: (K, P, C) -> (K, P*4, C')."""
+    weight = conv.weight.permute(0, 2, 3, 1).flatten(1)  # (C, 2*2*C'): [c, (i, j, c')]
+    y = F.linear(x, weight.T, conv.bias.repeat(4))  # (K, P, 2*2*C')
+    return y.view(x.shape[0], -1, conv.weight.shape[1])
+
+
+def _subpixel_order(fine: torch.Tensor, levels: int) -> torch.Tensor:
+    """A per-image map (1, C', 2^l H, 2^l W) in the rows' sub-pixel order: (1, N*4^l, C')."""
+    B, C, h, w = fine.shape
+    H, W = h >> levels, w >> levels
+    if levels == 1:  # pixel (2y + i, 2x + j) -> row (y, x, i, j)
+        fine = fine.view(B, C, H, 2, W, 2).permute(0, 2, 4, 3, 5, 1)
+    else:  # pixel (4y + 2i + i', 4x + 2j + j') -> row (y, x, i, j, i', j')
+        fine = fine.view(B, C, H, 2, 2, W, 2, 2).permute(0, 2, 5, 3, 6, 4, 7, 1)
+    return fine.reshape(B, -1, C)
+
+
+def _two_way_block(block: TwoWayAttentionBlock, queries, keys, keys_pe, query_pe,
+                   cache: ImageCache, cached: bool):
+    """``TwoWayAttentionBlock.forward`` with the attentions re-associated (or cached)."""
+    if block.skip_first_layer_pe:
+        queries = block.self_attn(queries, queries, queries)
+    else:
+        q = queries + query_pe
+        queries = queries + block.self_attn(q, q, queries)
+    queries = block.norm1(queries)
+    kv = (cache.t2i_k, cache.t2i_v) if cached else None
+    out = _token_to_image(block.cross_attn_token_to_image, queries + query_pe, keys_pe, keys, kv)
+    queries = block.norm2(queries + out)
+    queries = block.norm3(queries + block.mlp(queries))
+    q_img = cache.i2t_q if cached else None
+    out = _image_to_token(block.cross_attn_image_to_token, keys_pe, queries + query_pe,
+                          queries, q_img)
+    return queries, block.norm4(keys + out)
+
+
+def _heads(attn: Attention) -> tuple[int, int]:
+    return attn.num_heads, attn.internal_dim // attn.num_heads
+
+
+def _token_to_image(attn: Attention, q_in, k_in, v_in, projected=None) -> torch.Tensor:
+    """Attention of T prompt tokens over N image tokens: q_in (K, T, C), k_in and v_in
+    (1 or K, N, C); ``projected`` = the image side's keys and values (N, D), if cached."""
+    h, c = _heads(attn)
+    K, T, C = q_in.shape
+    q = attn.q_proj(q_in).view(K, T, h, c).transpose(1, 2)  # (K, h, T, c)
+    if projected is not None:
+        k, v = (x.view(-1, h, c).transpose(0, 1) for x in projected)  # (h, N, c)
+        weights = (q @ k.transpose(1, 2) / math.sqrt(c)).softmax(dim=-1)  # (K, h, T, N)
+        out = weights @ v  # (K, h, T, c)
+    else:
+        # q W_k: each head's query in the image's C channels; the bias q . b_k cancels.
+        q_c = torch.einsum("khtc,hcC->khtC", q, attn.k_proj.weight.view(h, c, C))
+        scores = q_c.flatten(1, 2) @ k_in.transpose(1, 2) / math.sqrt(c)  # (K, h*T, N)
+        mixed = scores.softmax(dim=-1) @ v_in  # (K, h*T, C): A X, rows of A sum to 1
+        out = torch.einsum("khtC,hcC->khtc", mixed.view(K, h, T, C),
+                           attn.v_proj.weight.view(h, c, C))
+        out = out + attn.v_proj.bias.view(h, 1, c)
+    return attn.out_proj(out.transpose(1, 2).reshape(K, T, h * c))
+
+
+def _image_to_token(attn: Attention, q_in, k_in, v_in, projected_q=None) -> torch.Tensor:
+    """Attention of N image tokens over T prompt tokens: q_in (1 or K, N, C), k_in and v_in
+    (K, T, C); ``projected_q`` = the image side's queries (N, D), if cached."""
+    h, c = _heads(attn)
+    K, T, C = k_in.shape
+    k = attn.k_proj(k_in).view(K, T, h, c).transpose(1, 2)  # (K, h, T, c)
+    v = attn.v_proj(v_in).view(K, T, h, c).transpose(1, 2)  # (K, h, T, c)
+    if projected_q is not None:
+        q = projected_q.view(-1, h, c)  # (N, h, c)
+        scores = torch.einsum("nhc,khtc->knht", q, k)  # (K, N, h, T)
+    else:
+        # k W_q: each head's keys in the image's C channels; the bias b_q . k varies with the
+        # key, so it stays.
+        k_c = torch.einsum("khtc,hcC->khtC", k, attn.q_proj.weight.view(h, c, C))
+        scores = q_in @ k_c.flatten(1, 2).transpose(1, 2)  # (K, N, h*T)
+        bias = torch.einsum("khtc,hc->kht", k, attn.q_proj.bias.view(h, c))  # (K, h, T)
+        scores = scores.view(K, -1, h, T) + bias[:, None]  # (K, N, h, T)
+    weights = _softmax_over_few(scores / math.sqrt(c)).flatten(2)  # (K, N, h*T)
+    # v W_o: the output projection on the T values before mixing, not on the N mixed rows.
+    v_out = torch.einsum("khtc,Chc->khtC", v, attn.out_proj.weight.view(C, h, c))
+    return weights @ v_out.reshape(K, h * T, C) + attn.out_proj.bias  # (K, N, C)
+
+
+def _softmax_over_few(x: torch.Tensor) -> torch.Tensor:
+    """softmax over a short last axis (the T prompt tokens), written out: PyTorch's CPU kernel
+    is slow for a last axis of a few elements (3 ms instead of 0.6 ms for 4096 x 8 x 7)."""
+    e = (x - x.amax(dim=-1, keepdim=True)).exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def upscale_to_original(low_res: torch.Tensor, input_size: tuple[int, int],
+                        original_size: tuple[int, int], img_size: int) -> torch.Tensor:
+    """Low-res logits (..., h, w) -> (..., H, W) in one bilinear resize of the image's part.
+
+    ``Sam.postprocess_masks`` resizes twice (to the padded square, crop, to the image). Here
+    each output pixel samples the low-res map once, at the position the two steps map it to:
+    the image's part of the low-res map, input_size * h / img_size cells (not a whole number
+    in general), is stretched over the H x W pixels. The logits differ slightly (one
+    interpolation instead of two), and so the masks on a few border pixels.
+    """
+    h, w = low_res.shape[-2:]
+    extent = (input_size[0] * h / img_size, input_size[1] * w / img_size)  # in low-res cells
+    # whole cells that cover the extent; contiguous, or the resize writes a strided output
+    cropped = low_res[..., : math.ceil(extent[0]), : math.ceil(extent[1])].contiguous()
+    scale = (original_size[0] / extent[0], original_size[1] / extent[1])
+    out = F.interpolate(cropped, scale_factor=scale, mode="bilinear", align_corners=False,
+                        recompute_scale_factor=False)  # samples at (y + 0.5) / scale - 0.5
+    return out[..., : original_size[0], : original_size[1]]

@@ -1,0 +1,99 @@
+"""samteach.fast_click: the decoder's math re-associated for a click is the decoder's math.
+
+Criterion: low-res logits and IoUs within 1e-4 (fp32) of the readable decoder and of Meta's
+predictor; full-size masks equal except on a small share of border pixels (one resize to the
+image's size instead of two).
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from samteach import SamPredictor, build_sam, fast_click
+from samteach.data import make_scene
+from samteach.evaluation import HELD_OUT_SEED
+
+from . import official
+from .conftest import VIT_B_REDUCED, assert_same, twins
+
+
+@pytest.fixture(scope="module")
+def vit_b_twins():
+    return twins(VIT_B_REDUCED, seed=1)
+
+
+def _prompts(sam, K: int, with_masks: bool, size: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    coords = torch.rand(K, 3, 2, generator=g) * size
+    labels = torch.tensor([[1, 0, 1]] * K)
+    boxes = torch.tensor([[0.1, 0.2, 0.7, 0.9]] * K) * size
+    masks = torch.randn(K, 1, *sam.prompt_encoder.mask_input_size, generator=g) * 4
+    with torch.no_grad():
+        return sam.prompt_encoder(points=(coords, labels), boxes=boxes,
+                                  masks=masks if with_masks else None)
+
+
+@pytest.mark.parametrize("K", [1, 3])
+@pytest.mark.parametrize("with_masks", [False, True])
+def test_fast_decoder_equals_the_readable_decoder(vit_b_twins, K, with_masks):
+    """vit_b-width decoder, random weights: every mask token and the IoU head, K prompts with
+    and without mask prompts (the cached and the uncached layer 0)."""
+    sam = vit_b_twins[0]
+    g = torch.Generator().manual_seed(5)
+    embedding = torch.randn(1, 256, 20, 20, generator=g)
+    pe = sam.prompt_encoder.get_dense_pe()
+    no_mask = sam.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+    sparse, dense = _prompts(sam, K, with_masks, 320, seed=K)
+    with torch.no_grad():
+        expected = sam.mask_decoder.predict_masks(embedding, pe, sparse, dense)
+        cache = fast_click.cache_image(sam.mask_decoder, embedding, pe, no_mask)
+        actual = fast_click.predict_masks(sam.mask_decoder, cache, embedding, sparse,
+                                          dense if with_masks else None)
+    for a, b in zip(actual, expected, strict=True):
+        assert a.shape == b.shape
+        assert_same(a, b)
+
+
+@pytest.mark.parametrize("multimask", [True, False])
+def test_fast_predictor_matches_meta(vit_b_twins, multimask):
+    """The whole pipeline on a 300x200 image against Meta's predictor, same weights."""
+    ours, theirs = vit_b_twins
+    image = np.random.default_rng(4).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    fast, ref = SamPredictor(ours, fast=True), official.load("predictor").SamPredictor(theirs)
+    fast.set_image(image)
+    ref.set_image(image)
+    kwargs = dict(point_coords=np.array([[150.0, 100.0], [40.0, 30.0]]),
+                  point_labels=np.array([1, 0]), box=np.array([30, 20, 270, 180]),
+                  multimask_output=multimask)
+    masks, iou, low = fast.predict(**kwargs)
+    masks_ref, iou_ref, low_ref = ref.predict(**kwargs)
+    assert_same(torch.from_numpy(low), torch.from_numpy(low_ref))
+    assert_same(torch.from_numpy(iou), torch.from_numpy(iou_ref))
+    assert masks.shape == masks_ref.shape and masks.dtype == bool
+    assert (masks != masks_ref).mean() < 0.01
+
+
+def test_fast_predictor_on_the_shipped_tiny(trained_tiny):
+    """With SAM 2's high-res path, a non-square lab scene, a first click, a corrective click
+    with the mask fed back, and a box: the same answers as the readable predictor."""
+    scene = make_scene(HELD_OUT_SEED + 5, (96, 128))
+    fast, readable = SamPredictor(trained_tiny, fast=True), SamPredictor(trained_tiny)
+    fast.set_image(scene.image)
+    readable.set_image(scene.image)
+    first = dict(point_coords=np.array([[60.0, 50.0]]), point_labels=np.array([1]))
+    answers = [(fast.predict(**first), readable.predict(**first))]
+    low = answers[0][1][2][answers[0][1][1].argmax()][None]
+    second = dict(point_coords=np.array([[60.0, 50.0], [20.0, 70.0]]),
+                  point_labels=np.array([1, 0]), mask_input=low, multimask_output=False)
+    answers.append((fast.predict(**second), readable.predict(**second)))
+    answers.append((fast.predict(box=np.array([10, 20, 90, 80])),
+                    readable.predict(box=np.array([10, 20, 90, 80]))))
+    for (masks, iou, low), (masks_ref, iou_ref, low_ref) in answers:
+        assert_same(torch.from_numpy(low), torch.from_numpy(low_ref))
+        assert_same(torch.from_numpy(iou), torch.from_numpy(iou_ref))
+        assert (masks != masks_ref).mean() < 0.01  # border pixels of one resize against two
+
+
+def test_fast_is_a_bool():
+    with pytest.raises(TypeError, match="fast must be True or False"):
+        SamPredictor(build_sam("tiny"), fast="yes")
