@@ -106,6 +106,10 @@ def predict_masks(
         cached = shared and i == 0
         queries, keys = _two_way_block(layer, queries, keys, keys_pe, query_pe, cache, cached)
         keys_pe = keys + cache.key_pe
+    # Only the output tokens (IoU + mask tokens) are read after the last attention: the prompt
+    # tokens' rows of it are never used, so they are not computed.
+    outputs = 1 + decoder.num_mask_tokens
+    queries, query_pe = queries[:, :outputs], query_pe[:, :outputs]
     final = decoder.transformer.final_attn_token_to_image
     out = _token_to_image(final, queries + query_pe, keys_pe, keys)
     queries = decoder.transformer.norm_final_attn(queries + out)
