@@ -167,12 +167,7 @@ def _subpixel_order(fine: torch.Tensor, levels: int) -> torch.Tensor:
 def _two_way_block(block: TwoWayAttentionBlock, queries, keys, keys_pe, query_pe,
                    cache: ImageCache, cached: bool):
     """``TwoWayAttentionBlock.forward`` with the attentions re-associated (or cached)."""
-    if block.skip_first_layer_pe:
-        queries = block.self_attn(queries, queries, queries)
-    else:
-        q = queries + query_pe
-        queries = queries + block.self_attn(q, q, queries)
-    queries = block.norm1(queries)
+    queries = block.token_self_attention(queries, query_pe)
     kv = (cache.t2i_k, cache.t2i_v) if cached else None
     out = _token_to_image(block.cross_attn_token_to_image, queries + query_pe, keys_pe, keys, kv)
     queries = block.norm2(queries + out)

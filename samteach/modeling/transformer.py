@@ -116,14 +116,8 @@ class TwoWayAttentionBlock(nn.Module):
         key_pe: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """queries (B, K, T, C), keys (B, 1 or K, N, C) -> the same, keys now (B, K, N, C)."""
-        # (1) Self-attention among the prompt tokens. In layer 0 the tokens still *are* their
-        # positional encodings, so SAM adds no PE and no residual there (App. A).
-        if self.skip_first_layer_pe:
-            queries = self.self_attn(queries, queries, queries)
-        else:
-            q = queries + query_pe
-            queries = queries + self.self_attn(q, q, queries)
-        queries = self.norm1(queries)
+        # (1) Self-attention among the prompt tokens.
+        queries = self.token_self_attention(queries, query_pe)
 
         # (2) Tokens attend to the image: each token gathers the pixels relevant to it.
         q, k = queries + query_pe, keys + key_pe
@@ -137,6 +131,16 @@ class TwoWayAttentionBlock(nn.Module):
         q = queries + query_pe
         keys = self.norm4(keys + self.cross_attn_image_to_token(k, q, queries))
         return queries, keys
+
+
+    def token_self_attention(self, queries: torch.Tensor, query_pe: torch.Tensor) -> torch.Tensor:
+        """Step (1), the prompt tokens attend to each other, with its residual and norm1. In
+        layer 0 the tokens still *are* their positional encodings, so SAM adds no PE and no
+        residual there (App. A)."""
+        if self.skip_first_layer_pe:
+            return self.norm1(self.self_attn(queries, queries, queries))
+        q = queries + query_pe
+        return self.norm1(queries + self.self_attn(q, q, queries))
 
 
 class Attention(nn.Module):
