@@ -48,7 +48,7 @@ def _build(impl: str, checkpoint: str):
         return sam
     from samteach import build_sam
 
-    return build_sam("vit_b", checkpoint)
+    return build_sam("vit_b", checkpoint)  # "samteach" and "samteach_bf16"
 
 
 def _rss_bytes(field: str) -> int:
@@ -95,7 +95,9 @@ def worker(impl: str, task: str, checkpoint: str, device_name: str, repeats: int
         x = torch.randn(1, 3, 1024, 1024, generator=g).to(device)
 
         def call():
-            return sam.image_encoder(x)
+            with torch.autocast(device.type, dtype=torch.bfloat16,
+                                enabled=impl == "samteach_bf16"):
+                return sam.image_encoder(x).float()
     elif task == "predict":  # SamPredictor.predict end to end, on a cached 1000x750 photo
         import numpy as np
 
@@ -106,7 +108,7 @@ def worker(impl: str, task: str, checkpoint: str, device_name: str, repeats: int
         else:
             from samteach import SamPredictor
 
-            predictor = SamPredictor(sam, fast=True)
+            predictor = SamPredictor(sam, fast=True, bf16=impl == "samteach_bf16")
         image = torch.randint(0, 256, (750, 1000, 3), generator=g, dtype=torch.uint8).numpy()
         with torch.inference_mode():
             predictor.set_image(image)  # once, not timed
@@ -174,6 +176,20 @@ def main() -> None:
             else:
                 diff = float((theirs - ours).abs().max())
             rows.append((label, res["official"], res["samteach"], diff))
+        # bf16 autocast for the encoder (an opt-in): its time, and how its masks differ from
+        # fp32's on the same image and click
+        bf16 = {}
+        for task in ("encoder", "predict"):
+            bf16[task] = str(Path(tmp) / f"bf16_{task}.pt")
+            res_bf16 = run_worker("samteach_bf16", task, checkpoint, args.device,
+                                  repeats[task], bf16[task])
+            if task == "encoder":
+                encoder_bf16 = res_bf16
+                ref = torch.load(str(Path(tmp) / "samteach_encoder.pt"))
+                relative = float((torch.load(bf16[task]) - ref).norm() / ref.norm())
+        fp32_masks = torch.load(str(Path(tmp) / "samteach_predict.pt"))[0]
+        bf16_masks = torch.load(bf16["predict"])[0]
+        mask_share = float((fp32_masks != bf16_masks).float().mean())
 
     print(f"{'':46} {'official':>12} {'samteach':>12} {'ratio':>8}")
     for label, off, ours, diff in rows:
@@ -189,6 +205,12 @@ def main() -> None:
         if "mask_share" in ours:
             print(f"{'    full-size mask pixels that differ':46} {ours['mask_share']:>12.2e}"
                   "  (one resize instead of two)")
+    off = rows[0][1]
+    print(f"{'(d) vit_b encoder, samteach bf16 autocast':46} {off['seconds']:>10.2f} s "
+          f"{encoder_bf16['seconds']:>10.2f} s {off['seconds'] / encoder_bf16['seconds']:>7.2f}x"
+          "  faster (official fp32 / samteach bf16)")
+    print(f"{'    embedding vs fp32: relative error':46} {relative:>12.2e}")
+    print(f"{'    mask pixels that differ from fp32 (c)':46} {mask_share:>12.2e}")
 
 
 if __name__ == "__main__":

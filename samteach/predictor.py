@@ -31,19 +31,24 @@ from .utils.transforms import ResizeLongestSide
 class SamPredictor:
     """Interactive segmentation with a cached image embedding."""
 
-    def __init__(self, sam_model: Sam, fast: bool = False) -> None:
+    def __init__(self, sam_model: Sam, fast: bool = False, bf16: bool = False) -> None:
         """``fast=True`` answers prompts on one image with :mod:`samteach.fast_click` (the
         decoder's math re-associated, layer 0 cached per image, one resize to the image's
         size: the same low-res logits and IoUs, full-size masks that differ on a few border
         pixels); the default runs the model's own ``mask_decoder`` and ``postprocess_masks``,
-        Meta's way, to the pixel."""
+        Meta's way, to the pixel.
+
+        ``bf16=True`` runs the image encoder under bfloat16 autocast: an opt-in for encoding
+        many photos on a CPU with bf16 instructions. The embedding comes back as fp32; masks
+        differ from fp32's on some pixels (benchmarks/bench_vs_official.py measures both)."""
         if not isinstance(sam_model, Sam):
             raise TypeError(f"sam_model must be a samteach Sam (see samteach.build_sam); got "
                             f"{type(sam_model).__name__}")
-        if not isinstance(fast, bool):
-            raise TypeError(f"fast must be True or False; got {fast!r}")
+        for name, flag in (("fast", fast), ("bf16", bf16)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be True or False; got {flag!r}")
         self.model = sam_model
-        self.fast = fast
+        self.fast, self.bf16 = fast, bf16
         self.transform = ResizeLongestSide(sam_model.image_encoder.img_size)
         self.reset_image()
 
@@ -86,7 +91,8 @@ class SamPredictor:
         """(3, H', W') resized images -> cached (B, C, h, w) features and their sizes."""
         self.reset_image()
         batch = torch.stack([self.model.preprocess(image.float()) for image in images])
-        self.features = self.model.image_encoder(batch)
+        with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            self.features = self.model.image_encoder(batch).float()
         stem = self.model.image_encoder.high_res_stem  # SAM 2's fine maps, where the model has them
         self.high_res_features = None if stem is None else stem(batch)
         self._dense_pe = self.model.prompt_encoder.get_dense_pe()  # the same for every prompt

@@ -70,30 +70,52 @@ def test_fast_predictor_matches_meta(vit_b_twins, multimask):
     assert_same(torch.from_numpy(low), torch.from_numpy(low_ref))
     assert_same(torch.from_numpy(iou), torch.from_numpy(iou_ref))
     assert masks.shape == masks_ref.shape and masks.dtype == bool
-    assert (masks != masks_ref).mean() < 0.01
+    # random weights leave wide bands of logits near 0, where one resize against two moves
+    # the border by several pixels (measured: 0.7-1.0 % of the pixels)
+    assert (masks != masks_ref).mean() < 0.02
 
 
 def test_fast_predictor_on_the_shipped_tiny(trained_tiny):
-    """With SAM 2's high-res path, a non-square lab scene, a first click, a corrective click
-    with the mask fed back, and a box: the same answers as the readable predictor."""
-    scene = make_scene(HELD_OUT_SEED + 5, (96, 128))
+    """With SAM 2's high-res path, a non-square lab scene larger than the model's input (so
+    the resize matters), a first click, a corrective click with the mask fed back, and a box:
+    the same answers as the readable predictor."""
+    scene = make_scene(HELD_OUT_SEED + 5, (300, 400))
     fast, readable = SamPredictor(trained_tiny, fast=True), SamPredictor(trained_tiny)
     fast.set_image(scene.image)
     readable.set_image(scene.image)
-    first = dict(point_coords=np.array([[60.0, 50.0]]), point_labels=np.array([1]))
+    first = dict(point_coords=np.array([[180.0, 150.0]]), point_labels=np.array([1]))
     answers = [(fast.predict(**first), readable.predict(**first))]
     low = answers[0][1][2][answers[0][1][1].argmax()][None]
-    second = dict(point_coords=np.array([[60.0, 50.0], [20.0, 70.0]]),
+    second = dict(point_coords=np.array([[180.0, 150.0], [60.0, 210.0]]),
                   point_labels=np.array([1, 0]), mask_input=low, multimask_output=False)
     answers.append((fast.predict(**second), readable.predict(**second)))
-    answers.append((fast.predict(box=np.array([10, 20, 90, 80])),
-                    readable.predict(box=np.array([10, 20, 90, 80]))))
+    answers.append((fast.predict(box=np.array([30, 60, 270, 240])),
+                    readable.predict(box=np.array([30, 60, 270, 240]))))
     for (masks, iou, low), (masks_ref, iou_ref, low_ref) in answers:
         assert_same(torch.from_numpy(low), torch.from_numpy(low_ref))
         assert_same(torch.from_numpy(iou), torch.from_numpy(iou_ref))
-        assert (masks != masks_ref).mean() < 0.01  # border pixels of one resize against two
+        # border pixels of one resize against two (measured on lab scenes: 0.07 % on average)
+        assert (masks != masks_ref).mean() < 0.005
 
 
-def test_fast_is_a_bool():
-    with pytest.raises(TypeError, match="fast must be True or False"):
-        SamPredictor(build_sam("tiny"), fast="yes")
+@pytest.mark.parametrize("name", ["fast", "bf16"])
+def test_switches_are_bools(name):
+    with pytest.raises(TypeError, match=f"{name} must be True or False"):
+        SamPredictor(build_sam("tiny"), **{name: "yes"})
+
+
+def test_bf16_encoder_gives_nearly_the_same_masks(trained_tiny):
+    """bf16 autocast for the encoder (opt-in): an fp32 embedding close to fp32's, and first-click
+    masks that mostly agree with fp32's."""
+    scene = make_scene(HELD_OUT_SEED + 7)
+    fp32, bf16 = SamPredictor(trained_tiny), SamPredictor(trained_tiny, bf16=True)
+    fp32.set_image(scene.image)
+    bf16.set_image(scene.image)
+    a, b = fp32.get_image_embedding(), bf16.get_image_embedding()
+    assert b.dtype == torch.float32 and not torch.equal(a, b)
+    assert float((a - b).norm() / a.norm()) < 0.05
+    for mask in scene.masks:
+        ys, xs = np.nonzero(mask)
+        click = dict(point_coords=np.array([[xs[len(xs) // 2], ys[len(ys) // 2]]], float),
+                     point_labels=np.array([1]))
+        assert (fp32.predict(**click)[0] != bf16.predict(**click)[0]).mean() < 0.05
