@@ -42,32 +42,43 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .modeling.mask_decoder import MaskDecoder
+from .modeling.mask_decoder import MaskDecoder, subpixel_linear
 from .modeling.transformer import Attention, TwoWayAttentionBlock
 
 __all__ = ["ImageCache", "cache_image", "predict_masks", "upscale_to_original"]
 
 
 class ImageCache:
-    """What ``cache_image`` keeps for one image: the layer-0 image side and its projections."""
+    """What ``cache_image`` keeps for one image: the layer-0 image side and its projections,
+    and the high-res path's projected maps in the rows' sub-pixel order (or None)."""
 
     def __init__(self, keys: torch.Tensor, keys_pe: torch.Tensor, key_pe: torch.Tensor,
-                 t2i_k: torch.Tensor, t2i_v: torch.Tensor, i2t_q: torch.Tensor) -> None:
+                 t2i_k: torch.Tensor, t2i_v: torch.Tensor, i2t_q: torch.Tensor,
+                 fine: list[torch.Tensor] | None) -> None:
         self.keys, self.keys_pe, self.key_pe = keys, keys_pe, key_pe  # (1, N, C) each
         self.t2i_k, self.t2i_v, self.i2t_q = t2i_k, t2i_v, i2t_q  # (N, D) each
+        self.fine = fine  # [(1, N*4, C/4), (1, N*16, C/8)]
 
 
 @torch.no_grad()
 def cache_image(decoder: MaskDecoder, image_embedding: torch.Tensor, image_pe: torch.Tensor,
-                no_mask_dense: torch.Tensor) -> ImageCache:
-    """The per-image work of a click without a mask prompt: (1, C, H, W) maps -> ImageCache."""
+                no_mask_dense: torch.Tensor,
+                high_res_features: list[torch.Tensor] | None = None) -> ImageCache:
+    """The per-image work of a click: (1, C, H, W) maps -> ImageCache. The layer-0 part serves
+    clicks without a mask prompt; ``high_res_features`` (the image encoder's
+    ``high_res_stem`` maps, where the model has the path) are projected here once."""
     keys = (image_embedding + no_mask_dense).flatten(2).transpose(1, 2).contiguous()  # (1,N,C)
     key_pe = image_pe.flatten(2).transpose(1, 2).contiguous()  # (1, N, C)
     keys_pe = keys + key_pe
     layer = decoder.transformer.layers[0]
     t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
+    fine = None
+    if high_res_features is not None:
+        feat_s0, feat_s1 = high_res_features
+        fine = [_subpixel_order(decoder.conv_s1(feat_s1), 1),
+                _subpixel_order(decoder.conv_s0(feat_s0), 2)]
     return ImageCache(keys, keys_pe, key_pe, t2i.k_proj(keys_pe[0]), t2i.v_proj(keys[0]),
-                      i2t.q_proj(keys_pe[0]))
+                      i2t.q_proj(keys_pe[0]), fine)
 
 
 @torch.no_grad()
@@ -77,12 +88,11 @@ def predict_masks(
     image_embedding: torch.Tensor,
     sparse: torch.Tensor,
     dense: torch.Tensor | None,
-    high_res_features: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``decoder.predict_masks`` for K prompts on one image: all 1 + M masks and IoUs.
 
     Args:
-        cache: ``cache_image`` of this image.
+        cache: ``cache_image`` of this image (with its high-res maps, where the model has them).
         image_embedding: (1, C, H, W), used only when the prompts bring masks.
         sparse: (K, T, C) prompt tokens.
         dense: (K or 1, C, H, W) dense prompts embedded from masks, or None when no prompt
@@ -93,8 +103,7 @@ def predict_masks(
     """
     K = sparse.shape[0]
     _, C, H, W = image_embedding.shape
-    output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight])
-    queries = torch.cat([output_tokens.expand(K, -1, -1), sparse], dim=1)  # (K, T, C)
+    queries = decoder.tokens(sparse)  # (K, T, C)
     query_pe = queries
     shared = dense is None  # no mask prompt: the cache applies
     if shared:
@@ -117,40 +126,33 @@ def predict_masks(
     mask_tokens = queries[:, 1 : 1 + decoder.num_mask_tokens]
     hyper = torch.stack([mlp(mask_tokens[:, i]) for i, mlp in
                          enumerate(decoder.output_hypernetworks_mlps)], dim=1)  # (K, 1+M, C/8)
-    masks = _upscaled_masks(decoder, keys.expand(K, -1, -1), hyper, H, W, high_res_features)
+    masks = _upscaled_masks(decoder, keys.expand(K, -1, -1), hyper, H, W, cache.fine)
     return masks, decoder.iou_prediction_head(queries[:, 0])
 
 
 def _upscaled_masks(decoder: MaskDecoder, x: torch.Tensor, hyper: torch.Tensor, H: int, W: int,
-                    high_res_features: list[torch.Tensor] | None) -> torch.Tensor:
+                    fine: list[torch.Tensor] | None) -> torch.Tensor:
     """``output_upscaling`` and the hypernetwork classifiers, pixel by pixel in sub-pixel order.
 
     Each 2x2 transposed conv is a Linear layer per pixel whose 4 outputs are the pixel's 2x2
     sub-pixels (see ``conv_transpose_2x2``), and everything after it, up to the masks, works
     on one pixel at a time. So the rows are left in the order (token, i, j, i', j') and only
     the (1+M) masks, a few channels, are moved to their image positions at the end, instead of
-    the 64- and 32-channel maps after each conv: x (K, N, C), hyper (K, 1+M, C/8) ->
-    (K, 1+M, 4H, 4W).
+    the 64- and 32-channel maps after each conv: x (K, N, C), hyper (K, 1+M, C/8), ``fine``
+    the cached high-res maps -> (K, 1+M, 4H, 4W).
     """
     conv1, norm, act1, conv2, act2 = decoder.output_upscaling
-    K, N, _ = x.shape
-    y = _subpixel_linear(x, conv1)  # (K, N*4, C/4), rows (n, i, j)
-    if high_res_features is not None:
-        y = y + _subpixel_order(decoder.conv_s1(high_res_features[1]), 1)
+    K = x.shape[0]
+    y = subpixel_linear(x, conv1).view(K, -1, conv1.weight.shape[1])  # (K, N*4, C/4): (n, i, j)
+    if fine is not None:
+        y = y + fine[0]
     y = act1(F.layer_norm(y, y.shape[-1:], norm.weight, norm.bias, norm.eps))
-    y = _subpixel_linear(y, conv2)  # (K, N*16, C/8), rows (n, i, j, i', j')
-    if high_res_features is not None:
-        y = y + _subpixel_order(decoder.conv_s0(high_res_features[0]), 2)
+    y = subpixel_linear(y, conv2).view(K, -1, conv2.weight.shape[1])  # (K, N*16, C/8)
+    if fine is not None:  # rows (n, i, j, i', j')
+        y = y + fine[1]
     masks = act2(y) @ hyper.transpose(1, 2)  # (K, N*16, 1+M)
     masks = masks.view(K, H, W, 2, 2, 2, 2, -1).permute(0, 7, 1, 3, 5, 2, 4, 6)
     return masks.reshape(K, -1, 4 * H, 4 * W)  # pixel (4y + 2i + i', 4x + 2j + j')
-
-
-def _subpixel_linear(x: torch.Tensor, conv) -> torch.Tensor:
-    """A 2x2 stride-2 transposed conv on rows of pixels: (K, P, C) -> (K, P*4, C')."""
-    weight = conv.weight.permute(0, 2, 3, 1).flatten(1)  # (C, 2*2*C'): [c, (i, j, c')]
-    y = F.linear(x, weight.T, conv.bias.repeat(4))  # (K, P, 2*2*C')
-    return y.view(x.shape[0], -1, conv.weight.shape[1])
 
 
 def _subpixel_order(fine: torch.Tensor, levels: int) -> torch.Tensor:

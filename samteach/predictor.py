@@ -99,7 +99,8 @@ class SamPredictor:
         if self.fast and len(images) == 1:  # the clicks' per-image work, done once
             no_mask = self.model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
             self._cache = fast_click.cache_image(self.model.mask_decoder, self.features,
-                                                 self._dense_pe, no_mask)
+                                                 self._dense_pe, no_mask,
+                                                 self.high_res_features)
         self._original_sizes = [tuple(int(s) for s in size) for size in original_sizes]
         self._input_sizes = [tuple(image.shape[-2:]) for image in images]
         if len(images) == 1:
@@ -262,11 +263,10 @@ class SamPredictor:
             raise ValueError(f"the number of prompts ({sparse.shape[0]}) must be a multiple of "
                              f"the number of images ({self.features.shape[0]})")
         if self._cache is not None:
-            masks, iou = fast_click.predict_masks(
-                self.model.mask_decoder, self._cache, self.features, sparse,
-                None if masks is None else dense, self.high_res_features)
-            chosen = slice(1, None) if multimask_output else slice(0, 1)
-            return masks[:, chosen], iou[:, chosen]
+            masks, iou = fast_click.predict_masks(self.model.mask_decoder, self._cache,
+                                                  self.features, sparse,
+                                                  None if masks is None else dense)
+            return self.model.mask_decoder.select_outputs(masks, iou, multimask_output)
         return self.model.mask_decoder(
             image_embeddings=self.features,
             image_pe=self._dense_pe,

@@ -102,8 +102,22 @@ class MaskDecoder(nn.Module):
             image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings,
             high_res_features,
         )
+        return self.select_outputs(masks, iou_pred, multimask_output)
+
+    @staticmethod
+    def select_outputs(masks: torch.Tensor, iou_pred: torch.Tensor,
+                       multimask_output: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """All 1 + M outputs -> the M multimask ones (tokens 1..M) or the single one (token 0)."""
         chosen = slice(1, None) if multimask_output else slice(0, 1)
         return masks[:, chosen], iou_pred[:, chosen]
+
+    def tokens(self, sparse_prompt_embeddings: torch.Tensor) -> torch.Tensor:
+        """The decoder's token sequence: its learned output tokens (IoU token, then the 1 + M
+        mask tokens) before each prompt's tokens: (B*K, T', C) -> (B*K, T, C)."""
+        BK = sparse_prompt_embeddings.shape[0]
+        output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight])  # (1+M, C)
+        output_tokens = output_tokens.unsqueeze(0).expand(BK, -1, -1)  # (B*K, 1+M, C)
+        return torch.cat([output_tokens, sparse_prompt_embeddings], dim=1)
 
     def predict_masks(
         self,
@@ -115,9 +129,7 @@ class MaskDecoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """All 1 + M masks (B*K, 1+M, 4H, 4W) and IoU predictions (B*K, 1+M)."""
         BK = sparse_prompt_embeddings.shape[0]
-        output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight])  # (1+M, C)
-        output_tokens = output_tokens.unsqueeze(0).expand(BK, -1, -1)  # (B*K, 1+M, C)
-        tokens = torch.cat([output_tokens, sparse_prompt_embeddings], dim=1)  # (B*K, T, C)
+        tokens = self.tokens(sparse_prompt_embeddings)  # (B*K, T, C)
 
         src = add_dense_prompt(image_embeddings, dense_prompt_embeddings)  # (B or B*K, C, H, W)
         _, C, H, W = src.shape
@@ -163,10 +175,16 @@ def conv_transpose_2x2(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tenso
     2x2 sub-pixels into the grid. As a plain matmul it runs several times faster on a CPU.
     """
     B, H, W, _ = x.shape
-    weight = conv.weight.permute(0, 2, 3, 1).flatten(1)  # (C, 2*2*C'): [c, (i, j, c')]
-    y = F.linear(x, weight.T, conv.bias.repeat(4))  # (B, H, W, 2*2*C')
+    y = subpixel_linear(x, conv)  # (B, H, W, 2*2*C')
     y = y.unflatten(-1, (2, 2, -1)).permute(0, 1, 3, 2, 4, 5)  # (B, H, i, W, j, C')
     return y.reshape(B, 2 * H, 2 * W, -1)  # output pixel (2y + i, 2x + j)
+
+
+def subpixel_linear(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
+    """``conv`` (kernel 2, stride 2) as a Linear layer per pixel: (..., C) -> (..., 2*2*C'),
+    the pixel's 2x2 sub-pixels (i, j) side by side, each with its C' channels."""
+    weight = conv.weight.permute(0, 2, 3, 1).flatten(1)  # (C, 2*2*C'): [c, (i, j, c')]
+    return F.linear(x, weight.T, conv.bias.repeat(4))
 
 
 def hypernetwork_masks(

@@ -132,7 +132,6 @@ class TwoWayAttentionBlock(nn.Module):
         keys = self.norm4(keys + self.cross_attn_image_to_token(k, q, queries))
         return queries, keys
 
-
     def token_self_attention(self, queries: torch.Tensor, query_pe: torch.Tensor) -> torch.Tensor:
         """Step (1), the prompt tokens attend to each other, with its residual and norm1. In
         layer 0 the tokens still *are* their positional encodings, so SAM adds no PE and no
