@@ -21,7 +21,7 @@ from ..data.record import SegmentationRecord
 from ..data.scenes import make_scene
 from ..modeling import Sam
 from ..predictor import SamPredictor
-from ..utils.arguments import validate_int
+from ..utils.arguments import validate_choice, validate_int
 from .metrics import STANDARD_CLICKS, EvaluationResult, evaluate, predictor_callable
 
 __all__ = ["HELD_OUT_SEED", "HELD_OUT_SETS", "evaluate_model", "held_out_scenes"]
@@ -33,8 +33,7 @@ HELD_OUT_SETS = ("lab", "generic")
 def held_out_scenes(kind: str, n_scenes: int, size: int,
                     first_seed: int = HELD_OUT_SEED) -> Iterator[SegmentationRecord]:
     """The held-out scenes of set ``kind`` ("lab" or "generic") for a model of input ``size``."""
-    if kind not in HELD_OUT_SETS:
-        raise ValueError(f"kind must be one of {HELD_OUT_SETS}; got {kind!r}")
+    validate_choice(kind, "kind", HELD_OUT_SETS)
     for seed in range(first_seed, first_seed + n_scenes):
         if kind == "lab":
             yield make_scene(seed, size)
@@ -54,8 +53,7 @@ def evaluate_model(
     comparison (non-square ones are padded by the predictor, as any photo is).
     """
     validate_int(n_scenes, "n_scenes", what=", the number of scenes")
-    if kind not in HELD_OUT_SETS:
-        raise ValueError(f"kind must be one of {HELD_OUT_SETS}; got {kind!r}")
+    validate_choice(kind, "kind", HELD_OUT_SETS)
     predictor = SamPredictor(model.eval())
 
     def samples():
