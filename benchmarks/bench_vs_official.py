@@ -8,7 +8,7 @@
     each as its predictor runs it (the official one recomputes the dense PE per click);
 (c) ``SamPredictor.predict`` for one click, end to end as a user calls it (prompt encoder,
     mask decoder, the three masks brought to the image's size) on a 1000x750 image encoded
-    once beforehand; samteach's predictor runs its fast path (``samteach.fast_click``).
+    once beforehand; samteach's predictor runs its fast path (``samteach.fast.click``).
 
 Every measurement runs in a fresh subprocess, so one implementation's allocations never count
 against the other. Peak memory on CPU is the process's peak resident set while the measured
@@ -108,7 +108,7 @@ def worker(impl: str, task: str, checkpoint: str, device_name: str, repeats: int
         else:
             from samteach import SamPredictor
 
-            predictor = SamPredictor(sam, fast=True, bf16=impl == "samteach_bf16")
+            predictor = SamPredictor(sam, bf16=impl == "samteach_bf16")
         image = torch.randint(0, 256, (750, 1000, 3), generator=g, dtype=torch.uint8).numpy()
         with torch.inference_mode():
             predictor.set_image(image)  # once, not timed

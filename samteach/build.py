@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .checkpoint import guess_preset, load_state_dict, read_checkpoint, shipped_weights
 from .config import PRESETS, MaskDecoderConfig, SamConfig, get_config
+from .fast import use_fast_paths
 from .modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
 __all__ = [
@@ -29,7 +30,7 @@ def build_sam(
     *,
     pretrained: bool | str = False,
     strict: bool = True,
-    attention: str | None = None,
+    fast: bool | None = None,
 ) -> Sam:
     """Build SAM (in eval mode) and optionally load weights.
 
@@ -43,7 +44,8 @@ def build_sam(
         pretrained: load weights shipped with samteach: True for the preset's own (``tiny``),
             or a name from :func:`shipped_weights` (e.g. ``"tiny_single_round"``).
         strict: refuse missing, unexpected or mis-shaped weights (listing them).
-        attention: override ``config.attention`` ("sdpa" or "explicit").
+        fast: override ``config.fast``: True runs ``samteach.fast``'s paths (the default),
+            False ``samteach.modeling``'s readable code alone; the same numbers either way.
     """
     if pretrained:
         if checkpoint is not None:
@@ -70,16 +72,17 @@ def build_sam(
     elif not isinstance(config, SamConfig):
         raise TypeError(f"config must be a preset name or a SamConfig; got "
                         f"{type(config).__name__}")
-    if attention is not None:
-        config = replace(config, attention=attention)
+    if fast is not None:
+        config = replace(config, fast=fast)
 
     sam = Sam(
-        image_encoder=ImageEncoderViT(**asdict(config.image_encoder), attention=config.attention),
+        image_encoder=ImageEncoderViT(**asdict(config.image_encoder)),
         prompt_encoder=PromptEncoder(**asdict(config.prompt_encoder)),
-        mask_decoder=_build_mask_decoder(config.mask_decoder, config.attention),
+        mask_decoder=_build_mask_decoder(config.mask_decoder),
         pixel_mean=config.pixel_mean,
         pixel_std=config.pixel_std,
     )
+    use_fast_paths(sam, config.fast)  # also sets sam.config.fast
     sam.config = config
     sam.eval()
     if checkpoint is not None:
@@ -109,14 +112,13 @@ def _config_from_shapes(state_dict, checkpoint) -> SamConfig:
     return config
 
 
-def _build_mask_decoder(cfg: MaskDecoderConfig, attention: str) -> MaskDecoder:
+def _build_mask_decoder(cfg: MaskDecoderConfig) -> MaskDecoder:
     transformer = TwoWayTransformer(
         depth=cfg.transformer_depth,
         embedding_dim=cfg.transformer_dim,
         num_heads=cfg.transformer_num_heads,
         mlp_dim=cfg.transformer_mlp_dim,
         attention_downsample_rate=cfg.attention_downsample_rate,
-        attention=attention,
     )
     return MaskDecoder(
         transformer_dim=cfg.transformer_dim,

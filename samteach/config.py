@@ -31,7 +31,6 @@ __all__ = [
     "config_from_dict",
 ]
 
-ATTENTION_IMPLS = ("sdpa", "explicit")
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,7 @@ class MaskDecoderConfig:
 
 @dataclass(frozen=True)
 class SamConfig:
-    """The whole model: three parts, the pixel statistics, and the attention kernel."""
+    """The whole model: three parts, the pixel statistics, and whether to run it fast."""
 
     name: str = "custom"
     image_encoder: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
@@ -145,15 +144,16 @@ class SamConfig:
     # ImageNet statistics on the 0..255 scale, as used for MAE pre-training.
     pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
     pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375)
-    # "sdpa" (fused, fast) or "explicit" (the textbook softmax(QK^T/sqrt(d) + bias) V, for
-    # teaching). Not architecture: same weights, same outputs to ~1e-6.
-    attention: str = "sdpa"
+    # True: the modules run samteach.fast's paths (fused attention, one image copy shared by its
+    # prompts, channels-last upscaling, the click's caches); False: modeling/'s readable code
+    # alone. Not architecture: same weights, outputs equal to ~1e-6 (tests/test_fast.py).
+    fast: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pixel_mean", tuple(float(v) for v in self.pixel_mean))
         object.__setattr__(self, "pixel_std", tuple(float(v) for v in self.pixel_std))
-        if self.attention not in ATTENTION_IMPLS:
-            raise ValueError(f"attention must be one of {ATTENTION_IMPLS}; got {self.attention!r}")
+        if not isinstance(self.fast, bool):
+            raise ValueError(f"fast must be True or False; got {self.fast!r}")
         enc, pe, dec = self.image_encoder, self.prompt_encoder, self.mask_decoder
         grid = (enc.embedding_size, enc.embedding_size)
         checks = [
@@ -235,16 +235,20 @@ def get_config(name: str) -> SamConfig:
 
 
 def config_to_dict(config: SamConfig) -> dict[str, Any]:
-    """A JSON-ready dict (stored in samteach checkpoints, so a file knows its model)."""
-    return asdict(config)
+    """A JSON-ready dict (stored in samteach checkpoints, so a file knows its model). ``fast``
+    is left out: how to run a model is the loader's choice, not the file's."""
+    data = asdict(config)
+    del data["fast"]
+    return data
 
 
 def config_from_dict(data: dict[str, Any]) -> SamConfig:
     """Inverse of :func:`config_to_dict`; unknown or missing fields raise a clear error."""
+    # "attention" ("sdpa" or "explicit"): how files written before samteach.fast named the switch
+    skip = ("image_encoder", "prompt_encoder", "mask_decoder", "attention", "fast")
     try:
         return SamConfig(
-            **{k: v for k, v in data.items()
-               if k not in ("image_encoder", "prompt_encoder", "mask_decoder")},
+            **{k: v for k, v in data.items() if k not in skip},
             image_encoder=ImageEncoderConfig(**data["image_encoder"]),
             prompt_encoder=PromptEncoderConfig(**data["prompt_encoder"]),
             mask_decoder=MaskDecoderConfig(**data["mask_decoder"]),

@@ -11,7 +11,8 @@ H/W the original image, h/w the low-res logits (4x the embedding grid: 256 for 1
 import numpy as np
 import torch
 
-from . import fast_click
+from .fast import click as fast_click
+from .fast import is_fast
 from .modeling import Sam
 from .utils.arguments import (
     ImageNotSetError,
@@ -31,12 +32,15 @@ from .utils.transforms import ResizeLongestSide
 class SamPredictor:
     """Interactive segmentation with a cached image embedding."""
 
-    def __init__(self, sam_model: Sam, fast: bool = False, bf16: bool = False) -> None:
-        """``fast=True`` answers prompts on one image with :mod:`samteach.fast_click` (the
-        decoder's math re-associated, layer 0 cached per image, one resize to the image's
-        size: the same low-res logits and IoUs, full-size masks that differ on a few border
-        pixels); the default runs the model's own ``mask_decoder`` and ``postprocess_masks``,
-        Meta's way, to the pixel.
+    def __init__(self, sam_model: Sam, resize: str = "once", bf16: bool = False) -> None:
+        """A fast model (``build_sam``'s default) answers prompts on one image with
+        :mod:`samteach.fast.click` (the decoder's math re-associated, layer 0 cached per image):
+        the same low-res logits and IoUs as the model's ``mask_decoder``.
+
+        ``resize`` brings the low-res logits to the image's size: ``"once"``, one bilinear
+        resize sampling each pixel where Meta's two steps map it (faster; the masks differ from
+        Meta's on a few border pixels, see ``fast.click.upscale_to_original``), or ``"twice"``,
+        ``Sam.postprocess_masks`` as Meta's predictor does it, to the pixel.
 
         ``bf16=True`` runs the image encoder under bfloat16 autocast: an opt-in for encoding
         many photos on a CPU with bf16 instructions. The embedding comes back as fp32; masks
@@ -44,11 +48,12 @@ class SamPredictor:
         if not isinstance(sam_model, Sam):
             raise TypeError(f"sam_model must be a samteach Sam (see samteach.build_sam); got "
                             f"{type(sam_model).__name__}")
-        for name, flag in (("fast", fast), ("bf16", bf16)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be True or False; got {flag!r}")
+        if resize not in ("once", "twice"):
+            raise ValueError(f"resize must be 'once' or 'twice'; got {resize!r}")
+        if not isinstance(bf16, bool):
+            raise TypeError(f"bf16 must be True or False; got {bf16!r}")
         self.model = sam_model
-        self.fast, self.bf16 = fast, bf16
+        self.resize, self.bf16 = resize, bf16
         self.transform = ResizeLongestSide(sam_model.image_encoder.img_size)
         self.reset_image()
 
@@ -96,7 +101,7 @@ class SamPredictor:
         stem = self.model.image_encoder.high_res_stem  # SAM 2's fine maps, where the model has them
         self.high_res_features = None if stem is None else stem(batch)
         self._dense_pe = self.model.prompt_encoder.get_dense_pe()  # the same for every prompt
-        if self.fast and len(images) == 1:  # the clicks' per-image work, done once
+        if is_fast(self.model) and len(images) == 1:  # the clicks' per-image work, done once
             no_mask = self.model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
             self._cache = fast_click.cache_image(self.model.mask_decoder, self.features,
                                                  self._dense_pe, no_mask,
@@ -277,7 +282,7 @@ class SamPredictor:
         )
 
     def _postprocess(self, low_res: torch.Tensor, b: int, return_logits: bool) -> torch.Tensor:
-        if self.fast:
+        if self.resize == "once":
             masks = fast_click.upscale_to_original(low_res, self._input_sizes[b],
                                                    self._original_sizes[b],
                                                    self.model.image_encoder.img_size)

@@ -60,12 +60,12 @@ def randomize_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return module
 
 
-def twins(config, seed: int = 0, attention: str = "sdpa"):
+def twins(config, seed: int = 0, fast: bool = True):
     """(samteach Sam, official Sam) holding identical random weights (without SAM 2's high-res
     path, which Meta's SAM 1 does not have)."""
     config = official.sam1(config)
     theirs = randomize_(official.build_official(config), seed)
-    ours = build_sam(config, attention=attention)
+    ours = build_sam(config, fast=fast)
     ours.load_state_dict(theirs.state_dict(), strict=True)
     return ours, theirs
 

@@ -1,17 +1,21 @@
-"""samteach.fast_click: the decoder's math re-associated for a click is the decoder's math.
+"""samteach.fast.click: the decoder's math re-associated for a click is the decoder's math.
 
 Criterion: low-res logits and IoUs within 1e-4 (fp32) of the readable decoder and of Meta's
 predictor; full-size masks equal except on a small share of border pixels (one resize to the
 image's size instead of two).
 """
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
-from samteach import SamPredictor, build_sam, fast_click
+from samteach import SamPredictor, build_sam
 from samteach.data import make_scene
 from samteach.evaluation import HELD_OUT_SEED
+from samteach.fast import click as fast_click
+from samteach.fast import use_fast_paths
 
 from . import official
 from .conftest import VIT_B_REDUCED, assert_same, twins
@@ -19,7 +23,8 @@ from .conftest import VIT_B_REDUCED, assert_same, twins
 
 @pytest.fixture(scope="module")
 def vit_b_twins():
-    return twins(VIT_B_REDUCED, seed=1)
+    """(readable samteach, official) with the same random weights."""
+    return twins(VIT_B_REDUCED, seed=1, fast=False)
 
 
 def _prompts(sam, K: int, with_masks: bool, size: int, seed: int):
@@ -59,7 +64,8 @@ def test_fast_predictor_matches_meta(vit_b_twins, multimask):
     """The whole pipeline on a 300x200 image against Meta's predictor, same weights."""
     ours, theirs = vit_b_twins
     image = np.random.default_rng(4).integers(0, 256, (200, 300, 3), dtype=np.uint8)
-    fast, ref = SamPredictor(ours, fast=True), official.load("predictor").SamPredictor(theirs)
+    fast = SamPredictor(use_fast_paths(copy.deepcopy(ours)))  # the default: resize="once"
+    ref = official.load("predictor").SamPredictor(theirs)
     fast.set_image(image)
     ref.set_image(image)
     kwargs = dict(point_coords=np.array([[150.0, 100.0], [40.0, 30.0]]),
@@ -80,7 +86,8 @@ def test_fast_predictor_on_the_shipped_tiny(trained_tiny):
     the resize matters), a first click, a corrective click with the mask fed back, and a box:
     the same answers as the readable predictor."""
     scene = make_scene(HELD_OUT_SEED + 5, (300, 400))
-    fast, readable = SamPredictor(trained_tiny, fast=True), SamPredictor(trained_tiny)
+    fast = SamPredictor(trained_tiny)  # the default: a fast model, resize="once"
+    readable = SamPredictor(use_fast_paths(copy.deepcopy(trained_tiny), False), resize="twice")
     fast.set_image(scene.image)
     readable.set_image(scene.image)
     first = dict(point_coords=np.array([[180.0, 150.0]]), point_labels=np.array([1]))
@@ -98,10 +105,11 @@ def test_fast_predictor_on_the_shipped_tiny(trained_tiny):
         assert (masks != masks_ref).mean() < 0.005
 
 
-@pytest.mark.parametrize("name", ["fast", "bf16"])
-def test_switches_are_bools(name):
-    with pytest.raises(TypeError, match=f"{name} must be True or False"):
-        SamPredictor(build_sam("tiny"), **{name: "yes"})
+def test_predictor_options_are_checked():
+    with pytest.raises(TypeError, match="bf16 must be True or False"):
+        SamPredictor(build_sam("tiny"), bf16="yes")
+    with pytest.raises(ValueError, match="resize must be 'once' or 'twice'"):
+        SamPredictor(build_sam("tiny"), resize="thrice")
 
 
 def test_bf16_encoder_gives_nearly_the_same_masks(trained_tiny):

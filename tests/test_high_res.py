@@ -55,26 +55,6 @@ def test_stem_maps_have_the_upscaling_strides(hr_sam):
     assert s0.shape == (2, 16, 64, 64) and s1.shape == (2, 32, 32, 32)  # C/4 at 4x, C/2 at 2x
 
 
-def test_fast_upscaling_equals_the_readable_one(hr_sam):
-    """The channels-last path with the fine maps added equals SAM 2's formula written with
-    ``output_upscaling``'s own modules on (B, C, H, W) maps."""
-    decoder = hr_sam.mask_decoder
-    B, K, C, H = 2, 3, 64, 16
-    g = torch.Generator().manual_seed(0)
-    src = torch.randn(B * K, H, H, C, generator=g)
-    feat_s0 = torch.randn(B, C // 4, 4 * H, 4 * H, generator=g)
-    feat_s1 = torch.randn(B, C // 2, 2 * H, 2 * H, generator=g)
-    fine = [decoder.conv_s0(feat_s0).permute(0, 2, 3, 1), decoder.conv_s1(feat_s1).permute(
-        0, 2, 3, 1)]
-    fast = decoder.upscale(src, fine).permute(0, 3, 1, 2)  # (B*K, C/8, 4H, 4W)
-    dc1, ln1, act1, dc2, act2 = decoder.output_upscaling
-    x = src.permute(0, 3, 1, 2)
-    s1 = decoder.conv_s1(feat_s1).repeat_interleave(K, dim=0)
-    s0 = decoder.conv_s0(feat_s0).repeat_interleave(K, dim=0)
-    readable = act2(dc2(act1(ln1(dc1(x) + s1))) + s0)
-    torch.testing.assert_close(fast, readable, rtol=1e-5, atol=1e-5)
-
-
 def test_the_decoder_asks_for_what_it_was_built_with(hr_sam):
     predictor = SamPredictor(hr_sam)
     predictor.set_image(make_scene(0).image)

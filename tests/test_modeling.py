@@ -8,20 +8,13 @@ from samteach.modeling import LayerNorm2d, PromptEncoder
 from samteach.modeling.image_encoder import (
     Attention,
     PatchEmbed,
+    attention_logits,
     patchify,
     window_partition,
     window_unpartition,
 )
-from samteach.modeling.mask_decoder import conv_transpose_2x2
 
 from .conftest import assert_same, randomize_
-
-
-def test_conv_transpose_2x2_is_a_per_pixel_linear_layer():
-    conv = nn.ConvTranspose2d(16, 8, kernel_size=2, stride=2)
-    x = torch.randn(2, 16, 5, 7)
-    expected = conv(x).permute(0, 2, 3, 1)  # (B, 10, 14, 8)
-    assert_same(conv_transpose_2x2(x.permute(0, 2, 3, 1), conv), expected, atol=1e-5)
 
 
 def test_layer_norm_2d_is_layer_norm_over_channels():
@@ -95,10 +88,10 @@ def test_patch_embed_is_patchify_then_one_linear_layer():
     assert_same(patchify(x, 4) @ weight.T + embed.proj.bias, embed(x))
 
 
-def test_attention_logits_give_the_explicit_path():
-    attn = randomize_(Attention(16, num_heads=2, use_rel_pos=True, input_size=(3, 5),
-                                attention="explicit"))
+def test_attention_logits_are_what_forward_takes_the_softmax_of():
+    attn = randomize_(Attention(16, num_heads=2, use_rel_pos=True, input_size=(3, 5)))
     x = torch.randn(2, 3, 5, 16)
-    fused = Attention(16, num_heads=2, use_rel_pos=True, input_size=(3, 5))
-    fused.load_state_dict(attn.state_dict())
-    assert_same(attn(x), fused(x))
+    q, k, v = attn.project(x)  # (B, nh, N, c)
+    logits = attention_logits(q, k, attn.rel_pos_h, attn.rel_pos_w, (3, 5))  # (B, nh, N, N)
+    mixed = (logits.softmax(-1) @ v).transpose(1, 2).reshape(2, 3, 5, 16)
+    assert_same(attn.proj(mixed), attn(x), atol=1e-5)

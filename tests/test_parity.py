@@ -1,6 +1,7 @@
 """samteach vs Meta's segment_anything 1.0 with the same random weights, part by part.
 
-Criterion: max |samteach - official| <= 1e-4 in fp32, for both attention paths.
+Criterion: max |samteach - official| <= 1e-4 in fp32, on both paths: samteach.fast's and the
+readable modeling/ alone.
 """
 
 import numpy as np
@@ -8,12 +9,12 @@ import pytest
 import torch
 
 from samteach import SamPredictor, get_config
-from samteach.modeling import set_attention
+from samteach.fast import use_fast_paths
 
 from . import official
 from .conftest import VIT_B_REDUCED, assert_same, twins
 
-ATTENTIONS = ["sdpa", "explicit"]
+PATHS = pytest.mark.parametrize("fast", [True, False], ids=["fast", "readable"])
 
 
 @pytest.fixture(scope="module")
@@ -21,20 +22,20 @@ def vit_b_twins():
     return twins(VIT_B_REDUCED, seed=1)
 
 
-@pytest.mark.parametrize("attention", ATTENTIONS)
-def test_image_encoder_tiny(tiny_twins, attention):
+@PATHS
+def test_image_encoder_tiny(tiny_twins, fast):
     ours, theirs = tiny_twins
-    set_attention(ours, attention)
+    use_fast_paths(ours, fast)
     x = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert_same(ours.image_encoder(x), theirs.image_encoder(x))
 
 
-@pytest.mark.parametrize("attention", ATTENTIONS)
-def test_image_encoder_vit_b_windowed_and_global(vit_b_twins, attention):
+@PATHS
+def test_image_encoder_vit_b_windowed_and_global(vit_b_twins, fast):
     ours, theirs = vit_b_twins
     assert [b.window_size for b in ours.image_encoder.blocks] == [14, 0]
-    set_attention(ours, attention)
+    use_fast_paths(ours, fast)
     x = torch.randn(1, 3, 320, 320, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert_same(ours.image_encoder(x), theirs.image_encoder(x))
@@ -78,13 +79,13 @@ def test_dense_positional_encoding(tiny_twins):
     assert_same(ours.prompt_encoder.get_dense_pe(), theirs.prompt_encoder.get_dense_pe())
 
 
-@pytest.mark.parametrize("attention", ATTENTIONS)
+@PATHS
 @pytest.mark.parametrize("multimask", [True, False])
 @pytest.mark.parametrize("case", ["point", "points+box+mask"])
-def test_mask_decoder(vit_b_twins, attention, multimask, case):
+def test_mask_decoder(vit_b_twins, fast, multimask, case):
     """K = 2 prompts on one image (the official decoder's setting), vit_b-width decoder."""
     ours, theirs = vit_b_twins
-    set_attention(ours, attention)
+    use_fast_paths(ours, fast)
     prompts = prompt_cases(320, 80)[case]
     g = torch.Generator().manual_seed(3)
     embedding = torch.randn(1, 256, 20, 20, generator=g)
@@ -169,21 +170,24 @@ def test_apply_image_is_pil_bilinear_on_uint8():
     np.testing.assert_array_equal(ResizeLongestSide(128).apply_image(image), expected)
 
 
-def twin_predictors(twins, seed: int):
-    """Predictors around both models, with the same random 300x200 (W x H) image set."""
+def twin_predictors(twins, seed: int, fast: bool = True):
+    """Predictors around both models, with the same random 300x200 (W x H) image set (ours
+    resizing the masks in Meta's two steps, to compare full-size logits too)."""
     ours, theirs = twins
     image = np.random.default_rng(seed).integers(0, 256, (200, 300, 3), dtype=np.uint8)
-    p_ours, p_ref = SamPredictor(ours), official.load("predictor").SamPredictor(theirs)
+    p_ours = SamPredictor(use_fast_paths(ours, fast), resize="twice")
+    p_ref = official.load("predictor").SamPredictor(theirs)
     p_ours.set_image(image)
     p_ref.set_image(image)
     return p_ours, p_ref
 
 
+@PATHS
 @pytest.mark.parametrize("multimask", [True, False])
-def test_predictor_point_and_box_on_non_square_image(tiny_twins, multimask):
-    """The whole pipeline on a 300x200 (W x H) image: resize, encode, prompt, decode, upsample."""
-    set_attention(tiny_twins[0], "sdpa")
-    p_ours, p_ref = twin_predictors(tiny_twins, seed=2)
+def test_predictor_point_and_box_on_non_square_image(tiny_twins, multimask, fast):
+    """The whole pipeline on a 300x200 (W x H) image: resize, encode, prompt, decode, upsample
+    (the fast model answers one image's prompts with samteach.fast.click)."""
+    p_ours, p_ref = twin_predictors(tiny_twins, seed=2, fast=fast)
     point, label, box = np.array([[120.0, 80.0]]), np.array([1]), np.array([60, 40, 220, 170])
     assert_same(p_ours.get_image_embedding(), p_ref.get_image_embedding())
     kwargs = dict(point_coords=point, point_labels=label, box=box, multimask_output=multimask)

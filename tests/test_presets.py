@@ -33,7 +33,7 @@ def test_official_numbers():
 @pytest.mark.parametrize("config_cls, module", [
     (ImageEncoderConfig, ImageEncoderViT), (PromptEncoderConfig, PromptEncoder)])
 def test_component_configs_are_the_constructor_arguments(config_cls, module):
-    params = set(inspect.signature(module).parameters) - {"attention"}
+    params = set(inspect.signature(module).parameters)
     assert {f.name for f in fields(config_cls)} == params
 
 
@@ -57,7 +57,7 @@ def test_configs_are_frozen_and_round_trip():
      r"prompt_encoder.embed_dim \(128\) must equal image_encoder.out_chans \(256\)"),
     (lambda: SamConfig(image_encoder=ImageEncoderConfig(img_size=512)),
      "prompt_encoder.image_embedding_size"),
-    (lambda: SamConfig(attention="flash"), "attention must be one of"),
+    (lambda: SamConfig(fast="yes"), "fast must be True or False"),
 ])
 def test_inconsistent_configs_are_rejected(make, pattern):
     with pytest.raises(ValueError, match=pattern):
@@ -98,8 +98,8 @@ def test_tiny_forward_backward_is_finite():
     assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
 
 
-def test_attention_override_leaves_architecture_alone():
+def test_fast_override_leaves_architecture_alone():
     config = get_config("tiny")
-    sam = build_sam(config, attention="explicit")
-    assert sam.config == replace(config, attention="explicit")
+    sam = build_sam(config, fast=False)
+    assert sam.config == replace(config, fast=False)
     assert asdict(sam.config.image_encoder) == asdict(config.image_encoder)

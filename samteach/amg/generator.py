@@ -197,6 +197,9 @@ class SamAutomaticMaskGenerator:
         if "point_grids" in options and "points_per_side" not in options:
             options["points_per_side"] = None  # a grid given replaces the default side
         self.config = replace(config, **options)
+        if model.resize != "twice":  # masks resized as Meta's generator does, to the pixel: its
+            # stability scores and filters see the same logits
+            model = SamPredictor(model.model, resize="twice", bf16=model.bf16)
         self.predictor = model
 
     @torch.no_grad()

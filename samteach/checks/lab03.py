@@ -190,26 +190,26 @@ def _block_mistakes(args: tuple, got: torch.Tensor, part: int) -> dict:
 )
 def check_two_way_block(ctx: Context) -> int:
     C = 16
-    cases = [("layer 0 (skip_first_layer_pe=True): 2 images, 1 prompt of 5 tokens, 4x6 grid",
-              True, 2, 1, 1, 5, 24),
-             ("layer 0: 1 image, 2 prompts sharing its keys (B, 1, N, C)", True, 1, 2, 1, 4, 12),
-             ("layer 1: 2 images x 3 prompts sharing each image's keys (B, 1, N, C)", False, 2, 3,
-              1, 4, 12),
-             ("layer 1: keys already one copy per prompt (B, K, N, C)", False, 1, 2, 2, 3, 15)]
+    cases = [("layer 0 (skip_first_layer_pe=True): 2 prompts of 5 tokens, 4x6 grid", True, 2, 5,
+              24),
+             ("layer 0: 1 prompt of 4 tokens, 3x4 grid", True, 1, 4, 12),
+             ("layer 1 (skip_first_layer_pe=False): 3 prompts of 4 tokens, 3x4 grid", False, 3,
+              4, 12),
+             ("layer 1: 2 prompts of 3 tokens, 3x5 grid", False, 2, 3, 15)]
     with torch.no_grad():
-        for i, (case, skip, B, K, Kk, T, N) in enumerate(cases):
+        for i, (case, skip, B, T, N) in enumerate(cases):
             block = _seeded(lambda skip=skip: TwoWayAttentionBlock(
                 C, num_heads=2, mlp_dim=32, attention_downsample_rate=2,
                 skip_first_layer_pe=skip), seed=i)
-            queries = seeded_randn(B, K, T, C, seed=10 * i)
+            queries = seeded_randn(B, T, C, seed=10 * i)
             # In layer 0 the tokens are their own PE (TwoWayTransformer passes them as both).
-            query_pe = queries if skip else seeded_randn(B, K, T, C, seed=10 * i + 1)
-            keys = seeded_randn(B, Kk, N, C, seed=10 * i + 2)
-            key_pe = seeded_randn(1, 1, N, C, seed=10 * i + 3)
+            query_pe = queries if skip else seeded_randn(B, T, C, seed=10 * i + 1)
+            keys = seeded_randn(B, N, C, seed=10 * i + 2)
+            key_pe = seeded_randn(1, N, C, seed=10 * i + 3)
             got = ctx.call(block, queries, keys, query_pe, key_pe, case=case)
             if not (isinstance(got, tuple) and len(got) == 2):
-                ctx.fail("return two things: the updated queries (B, K, T, C) and keys "
-                         "(B, K, N, C)", case)
+                ctx.fail("return two things: the updated queries (B, T, C) and keys (B, N, C)",
+                         case)
             args = (block, queries, keys, query_pe, key_pe)
             expected = block(*args[1:])
             for part, name in enumerate(("queries", "keys")):
@@ -250,18 +250,18 @@ def check_hypernetwork_masks(ctx: Context) -> int:
             hs = seeded_randn(B, 1 + M + P, C, seed=10 * i)
             upscaled = seeded_randn(B, C // 8, h, w, seed=10 * i + 1)
             got = ctx.call(hs, upscaled, mlps, case=case)
-            tokens, last = hs[:, 1 : 1 + M], upscaled.permute(0, 2, 3, 1)  # (B, M, C), (B,h,w,C')
-            expected = hypernetwork_masks(tokens, last, mlps)
+            tokens = hs[:, 1 : 1 + M]  # (B, M, C): the mask tokens
+            expected = hypernetwork_masks(tokens, upscaled, mlps)
             mistakes = {
-                "off_by_one": lambda hs=hs, last=last, mlps=mlps, M=M: hypernetwork_masks(
-                    hs[:, :M], last, mlps),
-                "shared_mlp": lambda got=got, t=tokens, last=last, mlps=mlps, M=M: nearest(got, *[
-                    lambda: hypernetwork_masks(t, last, [mlps[0]] * M),
-                    lambda: hypernetwork_masks(t, last, [mlps[-1]] * M)]),
+                "off_by_one": lambda hs=hs, u=upscaled, mlps=mlps, M=M: hypernetwork_masks(
+                    hs[:, :M], u, mlps),
+                "shared_mlp": lambda got=got, t=tokens, u=upscaled, mlps=mlps, M=M: nearest(got, *[
+                    lambda: hypernetwork_masks(t, u, [mlps[0]] * M),
+                    lambda: hypernetwork_masks(t, u, [mlps[-1]] * M)]),
                 "hw_transposed": lambda got=got, e=expected, h=h, w=w: nearest(got, *[
                     lambda: e.flatten(2).unflatten(2, (w, h)), lambda: e.transpose(-2, -1)]),
                 "reshape_not_permute": lambda t=tokens, u=upscaled, mlps=mlps, B=B, h=h, w=w:
-                    hypernetwork_masks(t, u.reshape(B, h, w, -1), mlps),
+                    hypernetwork_masks(t, u.reshape(B, h, w, -1).permute(0, 3, 1, 2), mlps),
             }
             ctx.expect(got, expected, case, mistakes=mistakes, name="the mask logits")
     return len(cases)

@@ -54,7 +54,8 @@ def evaluate_model(
     """
     validate_int(n_scenes, "n_scenes", what=", the number of scenes")
     validate_choice(kind, "kind", HELD_OUT_SETS)
-    predictor = SamPredictor(model.eval())
+    # Masks resized as Meta's predictor does (two steps): the protocol's figures, to the pixel.
+    predictor = SamPredictor(model.eval(), resize="twice")
 
     def samples():
         for scene in held_out_scenes(kind, n_scenes, model.image_encoder.img_size, first_seed):

@@ -1,6 +1,6 @@
 """SAM's modules, named as in Meta's ``segment_anything.modeling`` so checkpoints load as-is."""
 
-from .common import LayerNorm2d, MLPBlock, set_attention
+from .common import LayerNorm2d, MLPBlock
 from .image_encoder import ImageEncoderViT
 from .mask_decoder import MaskDecoder
 from .prompt_encoder import PositionEmbeddingRandom, PromptEncoder
@@ -16,5 +16,4 @@ __all__ = [
     "PromptEncoder",
     "Sam",
     "TwoWayTransformer",
-    "set_attention",
 ]

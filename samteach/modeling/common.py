@@ -6,8 +6,6 @@ Shapes: B batch, N tokens, C channels, H/W height/width.
 import torch
 from torch import nn
 
-from ..config import ATTENTION_IMPLS
-
 
 class MLPBlock(nn.Module):
     """The transformer feed-forward layer: Linear -> activation -> Linear."""
@@ -43,17 +41,3 @@ class LayerNorm2d(nn.Module):
         var = (x - mean).pow(2).mean(1, keepdim=True)  # biased variance, as in nn.LayerNorm
         x = (x - mean) * torch.rsqrt(var + self.eps)
         return self.weight[:, None, None] * x + self.bias[:, None, None]
-
-
-
-def set_attention(model: nn.Module, attention: str) -> nn.Module:
-    """Switch every attention layer of ``model`` to ``"sdpa"`` (fused) or ``"explicit"``.
-
-    The weights do not change, and the outputs agree to ~1e-6 (tests/test_attention.py).
-    """
-    if attention not in ATTENTION_IMPLS:
-        raise ValueError(f"attention must be one of {ATTENTION_IMPLS}; got {attention!r}")
-    for module in model.modules():
-        if isinstance(getattr(module, "attention", None), str):
-            module.attention = attention
-    return model

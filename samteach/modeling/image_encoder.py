@@ -15,11 +15,6 @@ from torch import nn
 
 from .common import LayerNorm2d, MLPBlock
 
-# The fused path adds the relative position bias query-chunk by query-chunk, so a global block
-# at 1024 px never holds its whole (B, nh, 4096, 4096) bias: at most this many floats at once.
-# 4M floats (16 MB) also keeps each chunk cache-sized, which made it fastest on a 2-core CPU.
-_BIAS_CHUNK_ELEMENTS = 1 << 22
-
 
 class ImageEncoderViT(nn.Module):
     """ViT-B/L/H image encoder (Fig. 4, left): (B, 3, img, img) -> (B, out_chans, H, W)."""
@@ -41,7 +36,6 @@ class ImageEncoderViT(nn.Module):
         window_size: int = 14,
         global_attn_indexes: tuple[int, ...] = (2, 5, 8, 11),
         high_res_stem: bool = False,
-        attention: str = "sdpa",
     ) -> None:
         super().__init__()
         self.img_size = img_size
@@ -61,7 +55,6 @@ class ImageEncoderViT(nn.Module):
                 rel_pos_zero_init=rel_pos_zero_init,
                 window_size=0 if i in global_attn_indexes else window_size,
                 input_size=(grid, grid),
-                attention=attention,
             )
             for i in range(depth)
         )
@@ -154,13 +147,12 @@ class Block(nn.Module):
         rel_pos_zero_init: bool = True,
         window_size: int = 0,
         input_size: tuple[int, int] | None = None,
-        attention: str = "sdpa",
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)  # SAM's build uses eps=1e-6 throughout
         attn_size = (window_size, window_size) if window_size > 0 else input_size
         self.attn = Attention(dim, num_heads, qkv_bias, use_rel_pos, rel_pos_zero_init,
-                              input_size=attn_size, attention=attention)
+                              input_size=attn_size)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = MLPBlock(dim, int(dim * mlp_ratio))
         self.window_size = window_size
@@ -183,12 +175,8 @@ class Block(nn.Module):
 class Attention(nn.Module):
     """Multi-head self-attention over a grid of tokens, with decomposed relative position bias.
 
-    Two paths compute the same numbers, chosen by ``attention``:
-
-    * ``"explicit"`` -- the formula: softmax(q k^T / sqrt(c) + bias) v, one (N, N) matrix per
-      head. Read this one.
-    * ``"sdpa"`` -- ``F.scaled_dot_product_attention``, a fused kernel that never stores the
-      softmax matrix; the bias is built one chunk of query rows at a time.
+    softmax(q k^T / sqrt(c) + bias) v, one (N, N) matrix per head, written out. (``samteach.fast``
+    computes the same with a fused kernel that never stores the matrix.)
     """
 
     def __init__(
@@ -199,7 +187,6 @@ class Attention(nn.Module):
         use_rel_pos: bool = False,
         rel_pos_zero_init: bool = True,
         input_size: tuple[int, int] | None = None,
-        attention: str = "sdpa",
     ) -> None:
         super().__init__()
         self.num_heads = num_heads
@@ -217,56 +204,33 @@ class Attention(nn.Module):
             if not rel_pos_zero_init:
                 nn.init.trunc_normal_(self.rel_pos_h, std=0.02)
                 nn.init.trunc_normal_(self.rel_pos_w, std=0.02)
-        self.attention = attention
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) -> (B, H, W, C)."""
         B, H, W, C = x.shape
-        qkv = self.qkv(x).reshape(B, H * W, 3, self.num_heads, -1)  # (B, N, 3, nh, c)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, N, c)
-        if self.attention == "explicit":
-            x = self._explicit(q, k, v, (H, W))
-        else:
-            x = self._fused(q, k, v, (H, W))  # (B, nh, N, c)
-        x = x.transpose(1, 2).reshape(B, H, W, C)  # heads side by side again
-        return self.proj(x)
-
-    def _explicit(self, q, k, v, hw: tuple[int, int]) -> torch.Tensor:
+        q, k, v = self.project(x)  # each (B, nh, N, c)
         if self.use_rel_pos:
-            attn = attention_logits(q, k, self.rel_pos_h, self.rel_pos_w, hw)
+            attn = attention_logits(q, k, self.rel_pos_h, self.rel_pos_w, (H, W))
         else:
             attn = (q * self.scale) @ k.transpose(-2, -1)  # (B, nh, N, N)
         attn = attn.softmax(dim=-1)  # each query's weights over all keys sum to 1
-        return attn @ v  # (B, nh, N, c)
+        x = attn @ v  # (B, nh, N, c)
+        x = x.transpose(1, 2).reshape(B, H, W, C)  # heads side by side again
+        return self.proj(x)
 
-    def _fused(self, q, k, v, hw: tuple[int, int]) -> torch.Tensor:
-        if not self.use_rel_pos:
-            return F.scaled_dot_product_attention(q, k, v)
-        H, W = hw
-        B, nh = q.shape[:2]
-        bias_h, bias_w = self._rel_pos_terms(q, hw)  # small: (B, nh, H, W, H) and (..., W)
-        rows = max(1, _BIAS_CHUNK_ELEMENTS // (B * nh * W * H * W))  # grid rows per chunk
-        chunks = []
-        for top in range(0, H, rows):
-            bottom = min(top + rows, H)
-            bias = combine_rel_pos(bias_h[:, :, top:bottom], bias_w[:, :, top:bottom])
-            q_rows = q[:, :, top * W : bottom * W]  # (B, nh, rows*W, c)
-            chunks.append(F.scaled_dot_product_attention(q_rows, k, v, attn_mask=bias))
-        return torch.cat(chunks, dim=2)  # (B, nh, N, c)
-
-    def _rel_pos_terms(self, q: torch.Tensor, hw: tuple[int, int]):
-        """The vertical (B, nh, H, W, H) and horizontal (B, nh, H, W, W) bias terms."""
-        H, W = hw
-        q = q.unflatten(2, (H, W))  # (B, nh, H, W, c), unscaled, as in ViTDet
-        return rel_pos_terms(q, relative_table(self.rel_pos_h, H),
-                             relative_table(self.rel_pos_w, W))
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, H, W, C) -> queries, keys, values, each (B, nh, N, c)."""
+        B, H, W, _ = x.shape
+        qkv = self.qkv(x).reshape(B, H * W, 3, self.num_heads, -1)  # (B, N, 3, nh, c)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, N, c)
+        return q, k, v
 
 
 def attention_logits(
     q: torch.Tensor, k: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor,
     hw: tuple[int, int],
 ) -> torch.Tensor:
-    """The attention logits of the explicit path: q k^T / sqrt(c) + relative position bias.
+    """The attention logits: q k^T / sqrt(c) + relative position bias.
 
     Args:
         q, k: (B, nh, N, c) queries and keys of an (H, W) grid, N = H * W, row-major.

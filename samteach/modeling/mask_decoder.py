@@ -128,63 +128,30 @@ class MaskDecoder(nn.Module):
         high_res_features: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """All 1 + M masks (B*K, 1+M, 4H, 4W) and IoU predictions (B*K, 1+M)."""
-        BK = sparse_prompt_embeddings.shape[0]
+        B = image_embeddings.shape[0]
+        K = sparse_prompt_embeddings.shape[0] // B
         tokens = self.tokens(sparse_prompt_embeddings)  # (B*K, T, C)
 
-        src = add_dense_prompt(image_embeddings, dense_prompt_embeddings)  # (B or B*K, C, H, W)
-        _, C, H, W = src.shape
+        # Every prompt gets its own copy of its image's embedding, plus its dense prompt: the
+        # transformer's step (4) writes the prompt into it.
+        src = torch.repeat_interleave(image_embeddings, K, dim=0)  # (B*K, C, H, W)
+        src = src + dense_prompt_embeddings
+        BK, C, H, W = src.shape
         hs, src = self.transformer(src, image_pe, tokens)  # (B*K, T, C), (B*K, H*W, C)
         iou_token_out = hs[:, 0]  # (B*K, C)
         mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens]  # (B*K, 1+M, C)
 
-        fine = None
-        if high_res_features is not None:  # projected once per image, channels-last
-            feat_s0, feat_s1 = high_res_features
-            fine = [self.conv_s0(feat_s0).permute(0, 2, 3, 1),  # (B, 4H, 4W, C/8)
-                    self.conv_s1(feat_s1).permute(0, 2, 3, 1)]  # (B, 2H, 2W, C/4)
-        upscaled = self.upscale(src.view(BK, H, W, C), fine)  # (B*K, 4H, 4W, C/8)
+        src = src.transpose(1, 2).reshape(BK, C, H, W)  # the image tokens as a map again
+        if high_res_features is None:
+            upscaled = self.output_upscaling(src)  # (B*K, C/8, 4H, 4W)
+        else:  # SAM 2: each fine map is added after the transposed conv of its resolution
+            feat_s0, feat_s1 = (torch.repeat_interleave(f, K, dim=0) for f in high_res_features)
+            dc1, ln1, act1, dc2, act2 = self.output_upscaling
+            upscaled = act1(ln1(dc1(src) + self.conv_s1(feat_s1)))  # (B*K, C/4, 2H, 2W)
+            upscaled = act2(dc2(upscaled) + self.conv_s0(feat_s0))  # (B*K, C/8, 4H, 4W)
         masks = hypernetwork_masks(mask_tokens_out, upscaled, self.output_hypernetworks_mlps)
         iou_pred = self.iou_prediction_head(iou_token_out)  # (B*K, 1+M)
         return masks, iou_pred
-
-    def upscale(self, x: torch.Tensor, fine: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """``output_upscaling`` on a channels-last map: (P, H, W, C) -> (P, 4H, 4W, C/8).
-
-        The same numbers as ``self.output_upscaling(x.permute(0, 3, 1, 2))`` (two transposed
-        convs, LayerNorm2d, GELUs), computed channels-last: see :func:`conv_transpose_2x2`.
-        With the high-res path (SAM 2), ``fine`` = [(B, 4H, 4W, C/8), (B, 2H, 2W, C/4)]
-        projected image features, each added after its transposed conv (P = B*K prompts):
-        ``act(norm(dc1(x) + s1))``, then ``act(dc2(.) + s0)``.
-        """
-        conv1, norm, act1, conv2, act2 = self.output_upscaling
-        x = conv_transpose_2x2(x, conv1)  # (P, 2H, 2W, C/4)
-        if fine is not None:
-            x = add_per_image(x, fine[1])
-        x = act1(F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps))
-        x = conv_transpose_2x2(x, conv2)  # (P, 4H, 4W, C/8)
-        if fine is not None:
-            x = add_per_image(x, fine[0])
-        return act2(x)
-
-
-def conv_transpose_2x2(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
-    """``conv`` (kernel 2, stride 2) on a channels-last (B, H, W, C) map -> (B, 2H, 2W, C').
-
-    Each input pixel paints its own 2x2 block of output pixels and the blocks never overlap,
-    so this transposed conv is one Linear layer C -> 2*2*C' per pixel, followed by moving the
-    2x2 sub-pixels into the grid. As a plain matmul it runs several times faster on a CPU.
-    """
-    B, H, W, _ = x.shape
-    y = subpixel_linear(x, conv)  # (B, H, W, 2*2*C')
-    y = y.unflatten(-1, (2, 2, -1)).permute(0, 1, 3, 2, 4, 5)  # (B, H, i, W, j, C')
-    return y.reshape(B, 2 * H, 2 * W, -1)  # output pixel (2y + i, 2x + j)
-
-
-def subpixel_linear(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
-    """``conv`` (kernel 2, stride 2) as a Linear layer per pixel: (..., C) -> (..., 2*2*C'),
-    the pixel's 2x2 sub-pixels (i, j) side by side, each with its C' channels."""
-    weight = conv.weight.permute(0, 2, 3, 1).flatten(1)  # (C, 2*2*C'): [c, (i, j, c')]
-    return F.linear(x, weight.T, conv.bias.repeat(4))
 
 
 def hypernetwork_masks(
@@ -197,39 +164,16 @@ def hypernetwork_masks(
 
     Args:
         mask_tokens_out: (B, M, C) the mask tokens after the two-way transformer.
-        upscaled: (B, 4H, 4W, C') the upscaled image embedding, channels-last (C' = C/8).
+        upscaled: (B, C', 4H, 4W) the upscaled image embedding (C' = C/8).
         mlps: M modules C -> C', one per mask token.
 
     Returns:
         (B, M, 4H, 4W) mask logits.
     """
-    _, h, w, _ = upscaled.shape
     hyper_in = torch.stack([mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(mlps)],
                            dim=1)  # (B, M, C')
-    masks = upscaled.flatten(1, 2) @ hyper_in.transpose(1, 2)  # (B, 4H*4W, M)
-    return masks.transpose(1, 2).unflatten(2, (h, w))  # (B, M, 4H, 4W)
-
-
-def add_per_image(x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """(B*K, ...) per-prompt maps + (B, ...) per-image maps, image-major: prompt p gets image
-    p // K's map."""
-    B = features.shape[0]
-    return (x.unflatten(0, (B, -1)) + features[:, None]).flatten(0, 1)
-
-
-def add_dense_prompt(image_embeddings: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-    """Image embeddings (B, C, H, W) + dense prompts (B*K, C, H, W) -> (B or B*K, C, H, W).
-
-    When every prompt has the same dense embedding (no mask prompt: ``PromptEncoder`` returns
-    one map expanded, with batch stride 0), the sum is made once per image, not K times --
-    the original code copies the image embedding for every prompt instead.
-    """
-    B = image_embeddings.shape[0]
-    if dense.shape[0] == 1 or dense.stride(0) == 0:
-        return image_embeddings + dense[:1]  # (B, C, H, W)
-    K = dense.shape[0] // B
-    summed = image_embeddings.unsqueeze(1) + dense.unflatten(0, (B, K))  # (B, K, C, H, W)
-    return summed.flatten(0, 1)
+    masks = hyper_in @ upscaled.flatten(2)  # (B, M, C') @ (B, C', 4H*4W) -> (B, M, 4H*4W)
+    return masks.unflatten(2, upscaled.shape[-2:])  # (B, M, 4H, 4W)
 
 
 class MLP(nn.Module):

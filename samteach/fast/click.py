@@ -2,9 +2,9 @@
 
 ``modeling/`` holds the decoder as the paper draws it. This module computes the *same* function
 for inference, rearranged in three ways that pay off when the prompt has few tokens
-(T ~ 7) and the image many (N = 4096 for the released models). ``SamPredictor(fast=True)``
-runs it; the default runs ``MaskDecoder.forward``. tests/test_fast_click.py holds the two equal
-(fp32, 1e-4) and the fast predictor equal to Meta's.
+(T ~ 7) and the image many (N = 4096 for the released models). ``SamPredictor`` runs it for
+one image when the model is fast (the default); tests/test_fast_click.py holds it equal to the
+readable decoder (fp32, 1e-4) and the predictor equal to Meta's.
 
 1. **Per image, once.** In the first two-way layer the image side is still the image embedding
    plus the no-mask dense prompt, the same for every click without a mask prompt. Its three
@@ -42,8 +42,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .modeling.mask_decoder import MaskDecoder, subpixel_linear
-from .modeling.transformer import Attention, TwoWayAttentionBlock
+from ..modeling.mask_decoder import MaskDecoder
+from ..modeling.transformer import Attention, TwoWayAttentionBlock
+from .decoder import subpixel_linear
 
 __all__ = ["ImageCache", "cache_image", "predict_masks", "upscale_to_original"]
 
