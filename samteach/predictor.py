@@ -268,10 +268,9 @@ class SamPredictor:
             raise ValueError(f"the number of prompts ({sparse.shape[0]}) must be a multiple of "
                              f"the number of images ({self.features.shape[0]})")
         if self._cache is not None:
-            masks, iou = fast_click.predict_masks(self.model.mask_decoder, self._cache,
-                                                  self.features, sparse,
-                                                  None if masks is None else dense)
-            return self.model.mask_decoder.select_outputs(masks, iou, multimask_output)
+            return fast_click.predict_masks(self.model.mask_decoder, self._cache, self.features,
+                                            sparse, None if masks is None else dense,
+                                            multimask_output)
         return self.model.mask_decoder(
             image_embeddings=self.features,
             image_pe=self._dense_pe,

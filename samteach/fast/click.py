@@ -57,7 +57,8 @@ class ImageCache:
                  t2i_k: torch.Tensor, t2i_v: torch.Tensor, i2t_q: torch.Tensor,
                  fine: list[torch.Tensor] | None) -> None:
         self.keys, self.keys_pe, self.key_pe = keys, keys_pe, key_pe  # (1, N, C) each
-        self.t2i_k, self.t2i_v, self.i2t_q = t2i_k, t2i_v, i2t_q  # (N, D) each
+        self.t2i_k, self.t2i_v = t2i_k, t2i_v  # (N, D) each
+        self.i2t_q = i2t_q  # (h, c, N): per head, channels before pixels
         self.fine = fine  # [(1, N*4, C/4), (1, N*16, C/8)]
 
 
@@ -78,8 +79,10 @@ def cache_image(decoder: MaskDecoder, image_embedding: torch.Tensor, image_pe: t
         feat_s0, feat_s1 = high_res_features
         fine = [_subpixel_order(decoder.conv_s1(feat_s1), 1),
                 _subpixel_order(decoder.conv_s0(feat_s0), 2)]
+    h = i2t.num_heads
+    i2t_q = i2t.q_proj(keys_pe[0]).view(-1, h, i2t.internal_dim // h).permute(1, 2, 0)
     return ImageCache(keys, keys_pe, key_pe, t2i.k_proj(keys_pe[0]), t2i.v_proj(keys[0]),
-                      i2t.q_proj(keys_pe[0]), fine)
+                      i2t_q.contiguous(), fine)
 
 
 @torch.no_grad()
@@ -89,8 +92,10 @@ def predict_masks(
     image_embedding: torch.Tensor,
     sparse: torch.Tensor,
     dense: torch.Tensor | None,
+    multimask_output: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``decoder.predict_masks`` for K prompts on one image: all 1 + M masks and IoUs.
+    """``decoder.predict_masks`` for K prompts on one image: all 1 + M masks and IoUs, or with
+    ``multimask_output`` given, only the ones ``decoder.select_outputs`` would keep.
 
     Args:
         cache: ``cache_image`` of this image (with its high-res maps, where the model has them).
@@ -100,7 +105,8 @@ def predict_masks(
             brings a mask (then the dense prompt is the cached no-mask embedding).
 
     Returns:
-        masks (K, 1+M, 4H, 4W) logits and iou_pred (K, 1+M).
+        masks (K, 1+M, 4H, 4W) logits and iou_pred (K, 1+M); (K, M or 1, ...) with
+        ``multimask_output``.
     """
     K = sparse.shape[0]
     _, C, H, W = image_embedding.shape
@@ -116,19 +122,23 @@ def predict_masks(
         cached = shared and i == 0
         queries, keys = _two_way_block(layer, queries, keys, keys_pe, query_pe, cache, cached)
         keys_pe = keys + cache.key_pe
-    # Only the output tokens (IoU + mask tokens) are read after the last attention: the prompt
-    # tokens' rows of it are never used, so they are not computed.
-    outputs = 1 + decoder.num_mask_tokens
-    queries, query_pe = queries[:, :outputs], query_pe[:, :outputs]
+    # Only the rows of the tokens read afterwards are computed in the last attention: the IoU
+    # token and the mask tokens whose masks are returned (not the prompt tokens).
+    masks_kept = range(decoder.num_mask_tokens)
+    if multimask_output is not None:
+        masks_kept = range(1, decoder.num_mask_tokens) if multimask_output else range(1)
+    rows = [0, *(1 + m for m in masks_kept)]
+    queries, query_pe = queries[:, rows], query_pe[:, rows]
     final = decoder.transformer.final_attn_token_to_image
     out = _token_to_image(final, queries + query_pe, keys_pe, keys)
     queries = decoder.transformer.norm_final_attn(queries + out)
 
-    mask_tokens = queries[:, 1 : 1 + decoder.num_mask_tokens]
-    hyper = torch.stack([mlp(mask_tokens[:, i]) for i, mlp in
-                         enumerate(decoder.output_hypernetworks_mlps)], dim=1)  # (K, 1+M, C/8)
+    mlps = decoder.output_hypernetworks_mlps
+    hyper = torch.stack([mlps[m](queries[:, 1 + i]) for i, m in enumerate(masks_kept)],
+                        dim=1)  # (K, masks kept, C/8)
     masks = _upscaled_masks(decoder, keys.expand(K, -1, -1), hyper, H, W, cache.fine)
-    return masks, decoder.iou_prediction_head(queries[:, 0])
+    iou_pred = decoder.iou_prediction_head(queries[:, 0])  # (K, 1+M)
+    return masks, iou_pred[:, list(masks_kept)]
 
 
 def _upscaled_masks(decoder: MaskDecoder, x: torch.Tensor, hyper: torch.Tensor, H: int, W: int,
@@ -176,9 +186,9 @@ def _two_way_block(block: TwoWayAttentionBlock, queries, keys, keys_pe, query_pe
     queries = block.norm2(queries + out)
     queries = block.norm3(queries + block.mlp(queries))
     q_img = cache.i2t_q if cached else None
-    out = _image_to_token(block.cross_attn_image_to_token, keys_pe, queries + query_pe,
-                          queries, q_img)
-    return queries, block.norm4(keys + out)
+    summed = _image_to_token(block.cross_attn_image_to_token, keys_pe, queries + query_pe,
+                             queries, q_img, residual=keys)  # keys + attention, in one matmul
+    return queries, block.norm4(summed)
 
 
 def _heads(attn: Attention) -> tuple[int, int]:
@@ -206,34 +216,34 @@ def _token_to_image(attn: Attention, q_in, k_in, v_in, projected=None) -> torch.
     return attn.out_proj(out.transpose(1, 2).reshape(K, T, h * c))
 
 
-def _image_to_token(attn: Attention, q_in, k_in, v_in, projected_q=None) -> torch.Tensor:
-    """Attention of N image tokens over T prompt tokens: q_in (1 or K, N, C), k_in and v_in
-    (K, T, C); ``projected_q`` = the image side's queries (N, D), if cached."""
+def _image_to_token(attn: Attention, q_in, k_in, v_in, projected_q=None,
+                    residual=None) -> torch.Tensor:
+    """Attention of N image tokens over T prompt tokens, plus ``residual``: q_in (1 or K, N, C),
+    k_in and v_in (K, T, C); ``projected_q`` = the image side's queries (h, c, N), if cached."""
     h, c = _heads(attn)
     K, T, C = k_in.shape
     k = attn.k_proj(k_in).view(K, T, h, c).transpose(1, 2)  # (K, h, T, c)
     v = attn.v_proj(v_in).view(K, T, h, c).transpose(1, 2)  # (K, h, T, c)
     if projected_q is not None:
-        q = projected_q.view(-1, h, c)  # (N, h, c)
-        scores = torch.einsum("nhc,khtc->knht", q, k)  # (K, N, h, T)
+        scores = k @ projected_q  # (K, h, T, c) @ (h, c, N) -> (K, h, T, N)
     else:
         # k W_q: each head's keys in the image's C channels; the bias b_q . k varies with the
         # key, so it stays.
         k_c = torch.einsum("khtc,hcC->khtC", k, attn.q_proj.weight.view(h, c, C))
-        scores = q_in @ k_c.flatten(1, 2).transpose(1, 2)  # (K, N, h*T)
         bias = torch.einsum("khtc,hc->kht", k, attn.q_proj.bias.view(h, c))  # (K, h, T)
-        scores = scores.view(K, -1, h, T) + bias[:, None]  # (K, N, h, T)
-    weights = _softmax_over_few(scores / math.sqrt(c)).flatten(2)  # (K, N, h*T)
-    # v W_o: the output projection on the T values before mixing, not on the N mixed rows.
+        scores = torch.baddbmm(bias.reshape(K, h * T, 1), k_c.flatten(1, 2),
+                               q_in.transpose(1, 2).expand(K, -1, -1))  # (K, h*T, N)
+        scores = scores.view(K, h, T, -1)
+    # The softmax runs over the T tokens of each head: axis 2 here, with the N pixels innermost
+    # (PyTorch's kernel is slow for a short last axis, fast for a short inner one).
+    weights = (scores / math.sqrt(c)).softmax(dim=2).flatten(1, 2)  # (K, h*T, N)
+    # v W_o: the output projection on the T values before mixing, not on the N mixed rows; its
+    # bias rides along: every pixel's weights sum to 1 in each head, h in all.
     v_out = torch.einsum("khtc,Chc->khtC", v, attn.out_proj.weight.view(C, h, c))
-    return weights @ v_out.reshape(K, h * T, C) + attn.out_proj.bias  # (K, N, C)
-
-
-def _softmax_over_few(x: torch.Tensor) -> torch.Tensor:
-    """softmax over a short last axis (the T prompt tokens), written out: PyTorch's CPU kernel
-    is slow for a last axis of a few elements (3 ms instead of 0.6 ms for 4096 x 8 x 7)."""
-    e = (x - x.amax(dim=-1, keepdim=True)).exp()
-    return e / e.sum(dim=-1, keepdim=True)
+    v_out = v_out.reshape(K, h * T, C) + attn.out_proj.bias / h
+    if residual is None:
+        return weights.transpose(1, 2) @ v_out  # (K, N, C)
+    return torch.baddbmm(residual, weights.transpose(1, 2), v_out)  # residual + (K, N, C)
 
 
 def upscale_to_original(low_res: torch.Tensor, input_size: tuple[int, int],
