@@ -1,7 +1,7 @@
 """The mask decoder's math, rearranged for the interactive click: a few prompts on a cached image.
 
 ``modeling/`` holds the decoder as the paper draws it. This module computes the *same* function
-for inference, rearranged in three ways that pay off when the prompt has few tokens
+for inference, rearranged in ways that pay off when the prompt has few tokens
 (T ~ 7) and the image many (N = 4096 for the released models). ``SamPredictor`` runs it for
 one image when the model is fast (the default); tests/test_fast_click.py holds it equal to the
 readable decoder (fp32, 1e-4) and the predictor equal to Meta's.
@@ -27,7 +27,9 @@ readable decoder (fp32, 1e-4) and the predictor equal to Meta's.
 
 3. **Sub-pixel order.** The upscaling convs and the hypernetwork classifiers work pixel by
    pixel, so their rows stay in the order the transposed convs produce them, and only the
-   final masks are moved into place (``_upscaled_masks``).
+   final masks are moved into place (``_upscaled_masks``). Only the masks the call returns are
+   computed (the three multimask ones, or the single one), and only their tokens' rows of the
+   last attention.
 
 ``upscale_to_original`` brings the low-res logits to the image's
 size in one bilinear resize instead of two (what a user sees as "the masks"); the two ways
