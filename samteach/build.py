@@ -82,7 +82,7 @@ def build_sam(
         pixel_mean=config.pixel_mean,
         pixel_std=config.pixel_std,
     )
-    use_fast_paths(sam, config.fast)  # also sets sam.config.fast
+    use_fast_paths(sam, config.fast)  # each module with a fast twin becomes it, or stays
     sam.config = config
     sam.eval()
     if checkpoint is not None:

@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True)
 class ImageEncoderConfig:
     """Arguments of :class:`samteach.modeling.ImageEncoderViT` (an MAE-style plain ViT)."""

@@ -19,6 +19,7 @@ from .utils.arguments import (
     as_array,
     validate_box,
     validate_boxes,
+    validate_choice,
     validate_image,
     validate_inside,
     validate_labels,
@@ -48,8 +49,7 @@ class SamPredictor:
         if not isinstance(sam_model, Sam):
             raise TypeError(f"sam_model must be a samteach Sam (see samteach.build_sam); got "
                             f"{type(sam_model).__name__}")
-        if resize not in ("once", "twice"):
-            raise ValueError(f"resize must be 'once' or 'twice'; got {resize!r}")
+        validate_choice(resize, "resize", ("once", "twice"))
         if not isinstance(bf16, bool):
             raise TypeError(f"bf16 must be True or False; got {bf16!r}")
         self.model = sam_model

@@ -108,7 +108,7 @@ def test_fast_predictor_on_the_shipped_tiny(trained_tiny):
 def test_predictor_options_are_checked():
     with pytest.raises(TypeError, match="bf16 must be True or False"):
         SamPredictor(build_sam("tiny"), bf16="yes")
-    with pytest.raises(ValueError, match="resize must be 'once' or 'twice'"):
+    with pytest.raises(ValueError, match="resize must be one of 'once', 'twice'; got 'thrice'"):
         SamPredictor(build_sam("tiny"), resize="thrice")
 
 

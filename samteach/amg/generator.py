@@ -317,6 +317,3 @@ class SamAutomaticMaskGenerator:
             "stability_score": float(found.stability[i]),
             "crop_box": box_xyxy_to_xywh([int(v) for v in found.crop_boxes[i]]),
         }
-
-
-

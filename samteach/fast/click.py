@@ -188,8 +188,8 @@ def _two_way_block(block: TwoWayAttentionBlock, queries, keys, keys_pe, query_pe
     queries = block.norm2(queries + out)
     queries = block.norm3(queries + block.mlp(queries))
     q_img = cache.i2t_q if cached else None
-    summed = _image_to_token(block.cross_attn_image_to_token, keys_pe, queries + query_pe,
-                             queries, q_img, residual=keys)  # keys + attention, in one matmul
+    summed = _image_to_token(block.cross_attn_image_to_token, keys, keys_pe,
+                             queries + query_pe, queries, q_img)  # keys + attention, one matmul
     return queries, block.norm4(summed)
 
 
@@ -218,10 +218,11 @@ def _token_to_image(attn: Attention, q_in, k_in, v_in, projected=None) -> torch.
     return attn.out_proj(out.transpose(1, 2).reshape(K, T, h * c))
 
 
-def _image_to_token(attn: Attention, q_in, k_in, v_in, projected_q=None,
-                    residual=None) -> torch.Tensor:
-    """Attention of N image tokens over T prompt tokens, plus ``residual``: q_in (1 or K, N, C),
-    k_in and v_in (K, T, C); ``projected_q`` = the image side's queries (h, c, N), if cached."""
+def _image_to_token(attn: Attention, residual, q_in, k_in, v_in,
+                    projected_q=None) -> torch.Tensor:
+    """``residual`` (1 or K, N, C) + the attention of N image tokens over T prompt tokens: q_in
+    (1 or K, N, C), k_in and v_in (K, T, C); ``projected_q`` = the image side's queries
+    (h, c, N), if cached."""
     h, c = _heads(attn)
     K, T, C = k_in.shape
     k = attn.k_proj(k_in).view(K, T, h, c).transpose(1, 2)  # (K, h, T, c)
@@ -243,8 +244,6 @@ def _image_to_token(attn: Attention, q_in, k_in, v_in, projected_q=None,
     # bias rides along: every pixel's weights sum to 1 in each head, h in all.
     v_out = torch.einsum("khtc,Chc->khtC", v, attn.out_proj.weight.view(C, h, c))
     v_out = v_out.reshape(K, h * T, C) + attn.out_proj.bias / h
-    if residual is None:
-        return weights.transpose(1, 2) @ v_out  # (K, N, C)
     return torch.baddbmm(residual, weights.transpose(1, 2), v_out)  # residual + (K, N, C)
 
 
