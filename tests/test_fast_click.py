@@ -6,6 +6,7 @@ image's size instead of two).
 """
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from samteach.fast import click as fast_click
 from samteach.fast import use_fast_paths
 
 from . import official
-from .conftest import VIT_B_REDUCED, assert_same, twins
+from .conftest import VIT_B_REDUCED, assert_same, randomize_, twins
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,26 @@ def test_fast_decoder_equals_the_readable_decoder(vit_b_twins, K, with_masks):
                                           dense if with_masks else None)
     for a, b in zip(actual, expected, strict=True):
         assert a.shape == b.shape
+        assert_same(a, b)
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_the_click_path_for_decoders_of_any_depth(depth):
+    """The cached first layer and the re-associated layers after it, for decoders one and three
+    layers deep (SAM's has two, tested above): random weights, two prompts, every mask."""
+    config = replace(VIT_B_REDUCED,
+                     mask_decoder=replace(VIT_B_REDUCED.mask_decoder, transformer_depth=depth))
+    sam = randomize_(build_sam(config, fast=False), seed=depth)
+    g = torch.Generator().manual_seed(depth)
+    embedding = torch.randn(1, 256, 20, 20, generator=g)
+    pe = sam.prompt_encoder.get_dense_pe()
+    no_mask = sam.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+    sparse, dense = _prompts(sam, 2, False, 320, seed=depth)
+    with torch.no_grad():
+        expected = sam.mask_decoder.predict_masks(embedding, pe, sparse, dense)
+        cache = fast_click.cache_image(sam.mask_decoder, embedding, pe, no_mask)
+        actual = fast_click.predict_masks(sam.mask_decoder, cache, embedding, sparse, None)
+    for a, b in zip(actual, expected, strict=True):
         assert_same(a, b)
 
 
