@@ -131,3 +131,31 @@ def test_restore_puts_back_edited_and_deleted_check_cells():
         assert exercise_cell(restored, name) == index - 1  # right after its exercise
     assert all(not c.outputs for c in restored.cells if c.cell_type == "code"
                and "check" not in c.metadata.get("tags", []))
+
+
+def test_a_relative_out_inside_the_submissions(tmp_path, monkeypatch):
+    """The README's command with a relative ``--out``, here even inside the submissions folder,
+    graded twice into the same folder: full marks both times, the grades nobody's submission."""
+    (tmp_path / "subs" / "alice").mkdir(parents=True)
+    nbformat.write(solution(), tmp_path / "subs" / "alice" / f"{LAB}.ipynb")
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        book = grade_folder(Path("subs"), Path("subs/grades"), timeout=30, workers=1)
+        assert book.failure is None
+        assert set(book.points) == {"alice"}
+        assert {n: book.points["alice"][n] for n in NAMES} == FULL
+    assert (tmp_path / "subs" / "grades" / "gradebook.csv").is_file()
+
+
+def test_a_failed_inner_run_is_quoted_not_blamed_on_the_kernel(tmp_path, monkeypatch):
+    """When the inner pytest cannot run (here: a broken PYTEST_ADDOPTS in the environment), the
+    feedback and ``failure`` carry pytest's own message."""
+    (tmp_path / "subs" / "alice").mkdir(parents=True)
+    nbformat.write(solution(), tmp_path / "subs" / "alice" / f"{LAB}.ipynb")
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--no-such-flag")
+    book = grade_folder(tmp_path / "subs", tmp_path / "grades", timeout=30, workers=1)
+    assert "unrecognized arguments: --no-such-flag" in book.failure
+    for name in NAMES:
+        assert book.points["alice"][name] == 0
+        assert "unrecognized arguments: --no-such-flag" in book.feedback["alice"][name]
+        assert "kernel" not in book.feedback["alice"][name]

@@ -5,18 +5,16 @@
     python -m samteach.course grade SUBMISSIONS --out GRADES [--timeout 60] [--workers N]
 """
 
-import argparse
-import sys
 from pathlib import Path
 
+from ..utils.cli import ArgumentParser, CommandFailed, run
 from .labs import ROOT, build_labs, refresh
 
 __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m samteach.course", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser("python -m samteach.course", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build-labs", help="generate labs/ from solutions/")
     build.add_argument("names", nargs="*", help="notebook name prefixes (default: all)")
@@ -41,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         result = grade_folder(args.submissions, args.out, timeout=args.timeout,
                               workers=args.workers)
         print(result.summary())
+        if result.failure:  # the gradebook is written, but the checks did not all run
+            raise CommandFailed(result.failure)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -17,11 +17,15 @@ SUBMISSIONS holds one folder per student with their lab notebooks
    error, a timeout, a kernel that died) earns 0 and the reason goes into the feedback.
 
 Results: GRADES/gradebook.csv (student x exercise -> points, total) and
-GRADES/feedback/STUDENT.txt. A notebook that cannot be read, hangs or crashes costs its own
-points only; the run always goes on.
+GRADES/feedback/STUDENT.txt, each written whole or not at all; pytest's own output in
+GRADES/work/pytest.log. A notebook that cannot be read, hangs or crashes costs its own points
+only; the run always goes on. If the inner pytest run itself fails (it cannot start, or it
+stops before running the notebooks), every check it did not run gets pytest's own message as
+feedback and ``Gradebook.failure`` says why (the command then exits with status 1).
 """
 
 import csv
+import io
 import json
 import os
 import re
@@ -33,6 +37,8 @@ from pathlib import Path
 import nbformat
 
 from ..checks import EXERCISES
+from ..utils.arguments import validate_int, validate_number
+from ..utils.files import write_text_atomic
 from .labs import LABS, SOLUTIONS
 
 _REPORT_ENV = "SAMTEACH_GRADING_REPORT"
@@ -46,6 +52,7 @@ class Gradebook:
     exercises: list[str]
     points: dict[str, dict[str, int]] = field(default_factory=dict)
     feedback: dict[str, dict[str, str]] = field(default_factory=dict)
+    failure: str | None = None  # why the inner pytest run failed, if it did
 
     def set(self, student: str, exercise: str, points: int, message: str) -> None:
         self.points.setdefault(student, {})[exercise] = points
@@ -63,12 +70,15 @@ class Gradebook:
 # ------------------------------------------------------------------------------- preparing
 
 
-def find_submissions(folder: Path) -> dict[str, dict[str, Path]]:
-    """Student -> lab stem -> notebook path."""
+def find_submissions(folder: Path, skip: Path | None = None) -> dict[str, dict[str, Path]]:
+    """Student -> lab stem -> notebook path (``skip``: a folder that is nobody's, the grades)."""
     if not folder.is_dir():
         raise ValueError(f"submissions must be a folder of student folders; got {folder}")
     found: dict[str, dict[str, Path]] = {}
+    ignored = set() if skip is None else {skip, skip / "work", skip / "feedback"}
     for path in sorted(folder.iterdir()):
+        if path in ignored:
+            continue
         if path.is_dir():
             for notebook in sorted(path.glob("*.ipynb")):
                 found.setdefault(path.name, {})[notebook.stem] = notebook
@@ -123,9 +133,23 @@ def restore_checks(submitted: nbformat.NotebookNode, pristine: nbformat.Notebook
 
 def grade_folder(submissions: Path, out: Path, timeout: float = 120.0,
                  workers: str | int = "auto") -> Gradebook:
-    """Grade every student's labs in ``submissions``; write the gradebook and feedback."""
-    submissions, out = Path(submissions), Path(out)
-    found = find_submissions(submissions)
+    """Grade every student's labs in ``submissions``; write the gradebook and feedback.
+
+    ``timeout``: seconds per cell (> 0); ``workers``: pytest-xdist's number of processes, a
+    positive int or "auto". ``out`` may be relative, exist already, or lie inside
+    ``submissions`` (it is nobody's submission).
+    """
+    timeout = validate_number(timeout, "timeout", low=0, low_open=True)
+    if workers != "auto":  # the command line hands over text
+        if isinstance(workers, str) and not workers.strip().isdigit():
+            raise ValueError(f'workers must be a positive int or "auto"; got {workers!r}')
+        workers = validate_int(int(workers) if isinstance(workers, str) else workers,
+                               "workers", what=' (or "auto")')
+    # Absolute paths: the inner pytest runs in another folder.
+    submissions, out = Path(submissions).resolve(), Path(out).resolve()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out must be a folder for the gradebook; {out} is a file")
+    found = find_submissions(submissions, skip=out)
     labs = sorted({ex.lab for ex in EXERCISES.values()})
     exercises = [name for lab in labs for name in _lab_exercises(lab)]
     book = Gradebook(exercises)
@@ -138,9 +162,9 @@ def grade_folder(submissions: Path, out: Path, timeout: float = 120.0,
             nodeids = _prepare(student, lab, found[student].get(lab), work, book)
             cells.update(nodeids)
     if cells:
-        outcomes = _run_nbval(work, timeout, workers)
+        outcomes, book.failure = _run_nbval(work, timeout, workers)
         for nodeid, (student, name) in cells.items():
-            points, message = _score(name, outcomes.get(nodeid), timeout)
+            points, message = _score(name, outcomes.get(nodeid), timeout, book.failure)
             book.set(student, name, points, message)
     _write(book, out)
     return book
@@ -184,8 +208,10 @@ def _safe(student: str) -> str:
     return re.sub(r"[^\w.-]", "_", student) or "student"
 
 
-def _run_nbval(work: Path, timeout: float, workers: str | int) -> dict[str, dict]:
-    """Run every notebook under ``work`` with nbval; return nodeid -> outcome record."""
+def _run_nbval(work: Path, timeout: float, workers: str | int) -> tuple[dict[str, dict],
+                                                                        str | None]:
+    """Run every notebook under ``work`` with nbval: nodeid -> outcome record, and why the
+    run failed as a whole (pytest's own message), or None."""
     report = work / "report.jsonl"
     report.unlink(missing_ok=True)
     notebooks = sorted(str(p.relative_to(work)) for p in work.glob("*/*.ipynb"))
@@ -199,20 +225,44 @@ def _run_nbval(work: Path, timeout: float, workers: str | int) -> dict[str, dict
     env[_REPORT_ENV] = str(report)
     # Bounded even if a kernel ignores interrupts: every cell of every notebook timing out.
     cells = sum(len(nbformat.read(work / n, as_version=4).cells) for n in notebooks)
-    subprocess.run(command, cwd=work, env=env, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=timeout * (cells + 2) + 120, check=False)
+    limit = timeout * (cells + 2) + 120
+    log = work / "pytest.log"
+    failure = None
+    with open(log, "w") as output:
+        try:
+            status = subprocess.run(command, cwd=work, env=env, stdout=output,
+                                    stderr=subprocess.STDOUT, timeout=limit,
+                                    check=False).returncode
+        except subprocess.TimeoutExpired:
+            status, failure = None, f"the grading run was stopped after {limit:g} s"
+    # pytest's exit status: 0 all passed, 1 some failed (both normal for grading); 2
+    # interrupted, 3 internal error, 4 usage error, 5 nothing collected: the run failed.
+    if status not in (0, 1, None):
+        failure = f"the grading run (pytest) failed with exit status {status}: " + \
+            _pytest_message(log.read_text(errors="replace"))
     outcomes = {}
     if report.exists():
         for line in report.read_text().splitlines():
             record = json.loads(line)
             outcomes[record["nodeid"]] = record
-    return outcomes
+    return outcomes, failure
 
 
-def _score(name: str, record: dict | None, timeout: float) -> tuple[int, str]:
+def _pytest_message(output: str) -> str:
+    """The line of pytest's output that says why it stopped."""
+    lines = [line.strip() for line in _ANSI.sub("", output).splitlines() if line.strip()]
+    errors = [line for line in lines if re.search(r"\berror\b", line, flags=re.I)]
+    return (errors or lines or ["(no output)"])[-1]
+
+
+def _score(name: str, record: dict | None, timeout: float,
+           failure: str | None) -> tuple[int, str]:
     points = EXERCISES[name].points
+    if record is None and failure is not None:
+        return 0, f"the check did not run: {failure}"
     if record is None:
-        return 0, "the check did not run (the notebook's kernel failed to start or died)"
+        return 0, ("the check did not run: pytest reported no result for it (the notebook's "
+                   "kernel may have failed to start or died; see work/pytest.log)")
     if record["outcome"] == "passed":
         return points, "passed"
     text = _ANSI.sub("", record.get("longrepr", ""))
@@ -234,12 +284,13 @@ def _score(name: str, record: dict | None, timeout: float) -> tuple[int, str]:
 def _write(book: Gradebook, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     best = {name: EXERCISES[name].points for name in book.exercises}
-    with open(out / "gradebook.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["student", *book.exercises, "total", "max"])
-        for student in sorted(book.points):
-            row = [book.points[student].get(name, 0) for name in book.exercises]
-            writer.writerow([student, *row, sum(row), sum(best.values())])
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(["student", *book.exercises, "total", "max"])
+    for student in sorted(book.points):
+        row = [book.points[student].get(name, 0) for name in book.exercises]
+        writer.writerow([student, *row, sum(row), sum(best.values())])
+    write_text_atomic(out / "gradebook.csv", table.getvalue())
     feedback = out / "feedback"
     feedback.mkdir(exist_ok=True)
     for student in sorted(book.points):
@@ -249,7 +300,7 @@ def _write(book: Gradebook, out: Path) -> None:
             lab = EXERCISES[name].lab
             lines.append(f"{lab} / {name}: {got}/{best[name]} -- "
                          f"{book.feedback[student].get(name, 'no submission')}")
-        (feedback / f"{_safe(student)}.txt").write_text("\n".join(lines) + "\n")
+        write_text_atomic(feedback / f"{_safe(student)}.txt", "\n".join(lines) + "\n")
 
 
 # ------------------------------------------------ pytest plugin (-p samteach.course.grading)

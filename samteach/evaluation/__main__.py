@@ -9,10 +9,11 @@ command prints the same scores by instance size (small < 1% of the image < mediu
 large).
 """
 
-import argparse
+from pathlib import Path
 
 import numpy as np
 
+from ..utils.cli import ArgumentParser, run
 from .heldout import HELD_OUT_SEED, HELD_OUT_SETS, evaluate_model
 from .metrics import EvaluationResult
 
@@ -23,8 +24,7 @@ def main(argv: list[str] | None = None) -> dict[str, EvaluationResult]:
     """The command line: print the tables of a checkpoint or a shipped model."""
     from ..build import build_sam
 
-    parser = argparse.ArgumentParser(prog="python -m samteach.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser("python -m samteach.evaluate", __doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a samteach .safetensors (or official .pth) file")
     source.add_argument("--pretrained", help="the name of shipped weights, e.g. tiny")
@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> dict[str, EvaluationResult]:
     parser.add_argument("--plot", metavar="FILE.png",
                         help="also save the mIoU-vs-clicks curves (one line per set)")
     args = parser.parse_args(argv)
+    if args.plot and not Path(args.plot).resolve().parent.is_dir():  # before, not after, the work
+        raise FileNotFoundError(f"--plot: the folder of {args.plot} does not exist")
     if args.pretrained:
         model = build_sam(args.preset, pretrained=args.pretrained)
     else:
@@ -74,4 +76,4 @@ def _save_curves(results: dict[str, EvaluationResult], path: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

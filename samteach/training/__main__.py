@@ -16,6 +16,7 @@ import os
 import shlex
 import sys
 
+from ..utils.cli import ArgumentParser, run
 from .config import GRAD_ROUNDS, TrainConfig
 from .samplers import FIRST_POINT_MODES
 from .trainer import Trainer
@@ -24,8 +25,7 @@ __all__ = ["main", "parse_args"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m samteach.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser("python -m samteach.train", __doc__)
     p.add_argument("--preset", default="tiny")
     p.add_argument("--out", required=True, help="the run's folder")
     budget = p.add_mutually_exclusive_group(required=True)
@@ -111,4 +111,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

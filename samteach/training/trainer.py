@@ -27,6 +27,7 @@ from ..checkpoint import load_state_dict, save_checkpoint
 from ..config import get_config
 from ..data.generic import GenericSceneConfig
 from ..data.scenes import SceneConfig
+from ..utils.arguments import validate_int
 from ..utils.files import atomic_write, write_text_atomic
 from .config import TrainConfig, lr_at
 from .scenes import SceneMasks
@@ -92,6 +93,10 @@ class Trainer:
             _check_dataset(dataset, get_config(config.preset).image_encoder.img_size)
         self.dataset = dataset
         self.config, self.out = config, Path(out_dir)
+        # Checked now, not at the first evaluation a whole training later.
+        validate_int(eval_every, "eval_every", low=0,
+                     what=", the steps between evaluations (0: none)")
+        validate_int(eval_scenes, "eval_scenes", what=", the held-out scenes per evaluation")
         self.minutes, self.eval_every, self.eval_scenes = minutes, eval_every, eval_scenes
         self.progress, self.command = progress, command
         self._check_out_dir(resume, overwrite)

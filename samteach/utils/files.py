@@ -16,6 +16,8 @@ __all__ = ["atomic_write", "write_text_atomic"]
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     """Call ``write(temporary_path)`` to fill a file, then move it to ``path`` in one step."""
     path = Path(path)
+    if not path.parent.is_dir():  # say so of the destination, not of a temporary name
+        raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
