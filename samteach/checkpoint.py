@@ -93,7 +93,15 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], SamConfig | 
                          f"file, or it is corrupt: {err}") from None
     config = None
     if _CONFIG_KEY in metadata:
-        config = config_from_dict(json.loads(metadata[_CONFIG_KEY]))
+        try:
+            stored = json.loads(metadata[_CONFIG_KEY])
+        except json.JSONDecodeError as err:
+            raise ValueError(f"checkpoint {path}: its metadata {_CONFIG_KEY!r} (the model's "
+                             f"config) is not JSON: {err}") from None
+        try:
+            config = config_from_dict(stored)
+        except ValueError as err:
+            raise ValueError(f"checkpoint {path}: {err}") from None
     return state_dict, config
 
 

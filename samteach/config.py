@@ -245,6 +245,9 @@ def config_from_dict(data: dict[str, Any]) -> SamConfig:
     """Inverse of :func:`config_to_dict`; unknown or missing fields raise a clear error."""
     # "attention" ("sdpa" or "explicit"): how files written before samteach.fast named the switch
     skip = ("image_encoder", "prompt_encoder", "mask_decoder", "attention", "fast")
+    if not isinstance(data, dict):
+        raise ValueError(f"not a samteach SamConfig: expected a JSON object, got "
+                         f"{type(data).__name__}")
     try:
         return SamConfig(
             **{k: v for k, v in data.items() if k not in skip},

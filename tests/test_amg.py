@@ -8,6 +8,7 @@ the same weights and image as ours. Each of its stages is also compared with the
 ``segment_anything.utils.amg`` it corresponds to.
 """
 
+import json
 import warnings
 
 import numpy as np
@@ -297,6 +298,9 @@ def test_min_mask_region_area_cleans_the_generators_masks(trained_tiny, image):
     ({"pred_iou_thresh": 1.5}, ValueError, r"pred_iou_thresh must be a number in \[0, 1\]"),
     ({"stability_score_thresh": -0.1}, ValueError, "stability_score_thresh"),
     ({"box_nms_thresh": "0.7"}, TypeError, r"box_nms_thresh must be a number in \[0, 1\]"),
+    # NaN compares false with everything: it used to pass and leave 0 masks
+    ({"stability_score_offset": float("nan")}, ValueError,
+     "stability_score_offset must be a number >= 0; got nan"),
     ({"output_mode": "polygon"}, ValueError, "output_mode must be one of"),
     ({"points_per_side": 0}, ValueError, "points_per_side must be a positive int"),
     ({"crop_n_layers": 1, "point_grids": [build_point_grid(4)]}, ValueError,
@@ -410,3 +414,9 @@ def test_statistics_of_a_known_mask(tmp_path):
     np.testing.assert_allclose(stats.centres, [[10 / 80, 15 / 40]])
     with pytest.raises(ValueError, match="holds no SA-1B .json files"):
         sa1b_statistics(tmp_path / "nothing")
+    # A JSON without the image's height and width is valid SA-1B for read_sa1b (the photo gives
+    # the size); the statistics, which never open the photo, take it from the masks.
+    data = json.loads((tmp_path / "sa_7.json").read_text())
+    del data["image"]["height"], data["image"]["width"]
+    (tmp_path / "sa_7.json").write_text(json.dumps(data))
+    np.testing.assert_allclose(sa1b_statistics(tmp_path).centres, [[10 / 80, 15 / 40]])

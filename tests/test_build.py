@@ -107,6 +107,23 @@ def test_non_strict_loads_what_fits(tmp_path):
                        sam.prompt_encoder.no_mask_embed.weight)
 
 
+@pytest.mark.parametrize("stored, pattern", [
+    ("{not json", "is not JSON"),
+    ("[1, 2]", "expected a JSON object, got list"),
+    ('{"name": "x"}', "not a samteach SamConfig"),
+])
+def test_a_checkpoint_whose_config_metadata_is_broken(tmp_path, stored, pattern):
+    """The config a samteach safetensors carries in its metadata, damaged: a clear error naming
+    the file, not a bare JSONDecodeError."""
+    from safetensors.torch import save_file
+
+    state = {k: v.contiguous() for k, v in build_sam("tiny").state_dict().items()}
+    path = tmp_path / "damaged.safetensors"
+    save_file(state, str(path), metadata={"format": "pt", "samteach_config": stored})
+    with pytest.raises(ValueError, match=f"checkpoint {path}: .*{pattern}"):
+        build_sam(checkpoint=path)
+
+
 def test_loading_at_a_smaller_size_resizes_position_tables(tmp_path):
     """A vit_b-shaped checkpoint saved at 320 px, loaded into the same model at 160 px."""
     big = randomize_(build_sam(VIT_B_REDUCED), seed=10)

@@ -68,6 +68,10 @@ def test_predict_before_set_image():
     (dict(point_coords=np.array([[np.nan, 20]]), point_labels=np.array([1])), ValueError,
      "point_coords must contain finite numbers"),
     (dict(point_coords="10,20", point_labels=np.array([1])), TypeError, "point_coords must be"),
+    # every pixel of a mask passed as clicks: refused at once, not a minute of attention
+    (dict(point_coords=np.argwhere(np.ones((200, 300)))[:, ::-1].astype(float),
+          point_labels=np.ones(60000)), ValueError,
+     "point_coords holds 60000 points per prompt; SAM takes a few clicks"),
     (dict(box=np.array([10, 20, 30])), ValueError, r"box must be 4 numbers.*\(3,\)"),
     (dict(box=np.array([100, 20, 30, 80])), ValueError, "box must be x0, y0, x1, y1 with x0 <= x1"),
     (dict(box=np.array([10, 20, 30, 800])), ValueError, "box must be pixel .* inside"),
@@ -91,6 +95,7 @@ def test_points_slightly_outside_are_accepted(predictor):
     ((np.zeros((1, 1, 2)), np.ones((1, 1))), "point_coords must be a torch.Tensor"),
     ((None, None, torch.zeros(1, 5)), r"boxes must be a \(B, 4\) tensor"),
     ((None, None, None, torch.zeros(1, 256, 256)), r"mask_input must be a \(B, 1, 64, 64\)"),
+    ((torch.zeros(1, 5000, 2), torch.ones(1, 5000)), "holds 5000 points per prompt"),
     ((torch.zeros(2, 1, 2), torch.ones(2, 1), torch.tensor([[0.0, 0, 9, 9]])),
      "prompt tensors must share the batch size"),
 ])

@@ -139,8 +139,9 @@ def test_the_simple_preset_draws_flat_shapes_on_a_gradient():
     (dict(shapes=("square",)), "shapes must be a non-empty selection of"),
     (dict(object_textures=()), "object_textures must be a non-empty selection"),
     (dict(min_object_area=0.5, max_object_area=0.1), "min_object_area <= max_object_area"),
-    (dict(part_probability=1.5), "part_probability must be in"),
-    (dict(noise=-1), "noise and min_area must be >= 0"),
+    (dict(part_probability=1.5), r"part_probability must be a number in \[0, 1\]"),
+    (dict(noise=-1), "noise must be an int >= 0"),
+    (dict(min_area=float("nan")), r"min_area must be a share of the image in \[0, 1\]; got nan"),
 ])
 def test_bad_config(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):

@@ -104,5 +104,10 @@ def test_bad_arguments(kwargs, pattern):
 def test_bad_config():
     with pytest.raises(ValueError, match="min_vessels <= max_vessels"):
         SceneConfig(min_vessels=3, max_vessels=2)
-    with pytest.raises(ValueError, match="empty_probability must be in"):
+    with pytest.raises(ValueError, match=r"empty_probability must be a number in \[0, 1\]"):
         SceneConfig(empty_probability=2.0)
+    # NaN used to reach int(min_area * H * W): "cannot convert float NaN to integer"
+    with pytest.raises(ValueError, match=r"min_area must be a share of the image in \[0, 1\]"):
+        SceneConfig(min_area=float("nan"))
+    with pytest.raises(TypeError, match="clutter must be an int >= 0; got float"):
+        SceneConfig(clutter=2.5)

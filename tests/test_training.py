@@ -216,15 +216,27 @@ def test_schedule_warms_up_then_decays():
 @pytest.mark.parametrize("change, pattern", [
     (dict(rounds=0), "rounds must be a positive int"),
     (dict(lr=-1e-3), "lr must be a positive learning rate"),
-    (dict(grad_rounds="some"), r"grad_rounds must be one of \('all', 'last', 'sample'\)"),
+    (dict(grad_rounds="some"), "grad_rounds must be one of 'all', 'last', 'sample'"),
     (dict(point_mode="corner"), "point_mode must be one of"),
     (dict(generic_share=1.5), r"generic_share must be a share in \[0, 1\]"),
     (dict(grad_sample=0), "grad_sample must be a positive int"),
     (dict(masks_per_image=0), "masks_per_image must be a positive int"),
+    # checked where the config is made, not at the first step (or never)
+    (dict(focal_weight=-1.0), "focal_weight must be a number >= 0; got -1.0"),
+    (dict(dice_weight=float("nan")), "dice_weight must be a number >= 0; got nan"),
+    (dict(weight_decay=float("nan")), "weight_decay must be a number >= 0"),
+    (dict(p_box=1.5), r"p_box must be a share in \[0, 1\]; got 1.5"),
+    (dict(lr=float("nan")), "lr must be a positive learning rate; got nan"),
+    (dict(warmup_steps=-1), "warmup_steps must be an int >= 0"),
 ])
 def test_bad_configs(change, pattern):
     with pytest.raises(ValueError, match=pattern):
         replace(SMALL, **change)
+
+
+def test_config_values_of_the_wrong_kind():
+    with pytest.raises(TypeError, match="no_click_rounds must be an int >= 0; got float"):
+        replace(SMALL, no_click_rounds=1.5)
 
 
 def quick_trainer(out: Path, **kwargs) -> Trainer:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..utils.arguments import validate_int, validate_number
 from .canvas import Canvas, check_scene_args
 from .record import SegmentationRecord
 from .scenes import make_scene
@@ -64,18 +65,21 @@ class GenericSceneConfig:
     background_textures: tuple[str, ...] = TEXTURES
 
     def __post_init__(self) -> None:
-        if not 1 <= self.min_objects <= self.max_objects:
-            raise ValueError(f"need 1 <= min_objects <= max_objects; got {self.min_objects}, "
+        for name in ("min_objects", "max_objects"):
+            validate_int(getattr(self, name), name)
+        if self.min_objects > self.max_objects:
+            raise ValueError(f"need min_objects <= max_objects; got {self.min_objects}, "
                              f"{self.max_objects}")
-        if not 0 < self.min_object_area <= self.max_object_area <= 1:
-            raise ValueError(f"need 0 < min_object_area <= max_object_area <= 1; got "
+        for name in ("min_object_area", "max_object_area"):
+            validate_number(getattr(self, name), name, 0, 1, low_open=True)
+        if self.min_object_area > self.max_object_area:
+            raise ValueError(f"need min_object_area <= max_object_area; got "
                              f"{self.min_object_area}, {self.max_object_area}")
         for name in ("stack_probability", "part_probability", "subpart_probability",
                      "low_contrast_probability"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1]; got {getattr(self, name)}")
-        if self.noise < 0 or self.min_area < 0:
-            raise ValueError("noise and min_area must be >= 0")
+            validate_number(getattr(self, name), name, 0, 1)
+        validate_int(self.noise, "noise", low=0)
+        validate_number(self.min_area, "min_area", 0, 1, expected="a share of the image in [0, 1]")
         for name, known in (("shapes", SHAPES), ("object_textures", TEXTURES),
                             ("background_textures", TEXTURES)):
             value = tuple(getattr(self, name))

@@ -96,13 +96,23 @@ def read_sa1b_masks(json_path: str | os.PathLike) -> tuple[dict, Iterator[np.nda
     """The "image" entry of an SA-1B annotation file and its masks, decoded one at a time.
 
     For statistics over many files: the photo is not read, and only one (H, W) bool mask is in
-    memory at a time. Every check of :func:`read_sa1b` on the JSON applies.
+    memory at a time. Every check of :func:`read_sa1b` on the JSON applies. Without a photo, a
+    JSON that leaves out the image's height and width (``read_sa1b`` takes them from the photo)
+    gets its size from its masks; the returned entry always has both.
     """
     json_path = Path(json_path)
     if not json_path.is_file():
         raise ValueError(f"json_path {json_path} does not exist")
     image, annotations = _load_json(json_path)
-    shape = (int(image["height"]), int(image["width"]))
+    # The size: the "image" entry's, else (read_sa1b takes it from the photo) the masks' own.
+    if image.get("height") is not None and image.get("width") is not None:
+        shape = (int(image["height"]), int(image["width"]))
+    elif annotations:
+        shape = tuple(annotations[0]["segmentation"]["size"])
+    else:
+        raise ValueError(f"json_path {json_path}: the 'image' entry has no height and width "
+                         "and there is no mask to take the size from")
+    image = {**image, "height": shape[0], "width": shape[1]}
     masks = (_decode(a["segmentation"], shape, _label(a, i)) for i, a in enumerate(annotations))
     return image, masks
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..utils.arguments import validate_int, validate_number
 from .canvas import Canvas, check_scene_args
 from .record import SegmentationRecord
 
@@ -50,14 +51,16 @@ class SceneConfig:
     min_area: float = 0.0004  # drop instances smaller than this share of the image
 
     def __post_init__(self) -> None:
-        if not 1 <= self.min_vessels <= self.max_vessels:
-            raise ValueError(f"need 1 <= min_vessels <= max_vessels; got {self.min_vessels}, "
+        for name in ("min_vessels", "max_vessels"):
+            validate_int(getattr(self, name), name)
+        if self.min_vessels > self.max_vessels:
+            raise ValueError(f"need min_vessels <= max_vessels; got {self.min_vessels}, "
                              f"{self.max_vessels}")
         for name in ("empty_probability", "label_probability"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1]; got {getattr(self, name)}")
-        if self.clutter < 0 or self.noise < 0 or self.min_area < 0:
-            raise ValueError("clutter, noise and min_area must be >= 0")
+            validate_number(getattr(self, name), name, 0, 1)
+        for name in ("clutter", "noise"):
+            validate_int(getattr(self, name), name, low=0)
+        validate_number(self.min_area, "min_area", 0, 1, expected="a share of the image in [0, 1]")
 
 
 def make_scene(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ..data.generic import GenericSceneConfig
 from ..data.scenes import SceneConfig
-from ..utils.arguments import validate_int
+from ..utils.arguments import validate_choice, validate_int, validate_number
 from .samplers import FIRST_POINT_MODES
 
 __all__ = ["GRAD_ROUNDS", "TrainConfig", "lr_at"]
@@ -63,27 +63,19 @@ class TrainConfig:
     generic: GenericSceneConfig = field(default_factory=GenericSceneConfig)
 
     def __post_init__(self) -> None:
+        # Every value checked here, where it is made, not at the first step that reads it.
         for name in ("images_per_step", "masks_per_image", "rounds", "max_steps", "grad_sample"):
             validate_int(getattr(self, name), name)
-        if self.no_click_rounds < 0:
-            raise ValueError(f"no_click_rounds must be >= 0; got {self.no_click_rounds}")
-        if self.loss_resolution not in ("low", "full"):
-            raise ValueError(f"loss_resolution must be 'low' or 'full'; got "
-                             f"{self.loss_resolution!r}")
-        if self.grad_rounds not in GRAD_ROUNDS:
-            raise ValueError(f"grad_rounds must be one of {GRAD_ROUNDS}; got "
-                             f"{self.grad_rounds!r}")
-        if self.point_mode not in FIRST_POINT_MODES:
-            raise ValueError(f"point_mode must be one of {FIRST_POINT_MODES}; got "
-                             f"{self.point_mode!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be a positive learning rate; got {self.lr}")
-        for name in ("weight_decay", "warmup_steps", "grad_clip"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
+        for name in ("no_click_rounds", "warmup_steps", "seed", "train_seed_start"):
+            validate_int(getattr(self, name), name, low=0)
+        validate_choice(self.loss_resolution, "loss_resolution", ("low", "full"))
+        validate_choice(self.grad_rounds, "grad_rounds", GRAD_ROUNDS)
+        validate_choice(self.point_mode, "point_mode", FIRST_POINT_MODES)
+        validate_number(self.lr, "lr", low=0, low_open=True, expected="a positive learning rate")
+        for name in ("weight_decay", "grad_clip", "focal_weight", "dice_weight", "iou_weight"):
+            validate_number(getattr(self, name), name, low=0)
         for name in ("p_box", "generic_share", "nonsquare_share"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be a share in [0, 1]; got {getattr(self, name)}")
+            validate_number(getattr(self, name), name, 0, 1, expected="a share in [0, 1]")
 
     @property
     def total_rounds(self) -> int:

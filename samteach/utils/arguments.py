@@ -15,6 +15,10 @@ import numpy as np
 import torch
 
 VALID_LABELS = (-1, 0, 1, 2, 3)  # padding, background, foreground, box top-left, bottom-right
+# Points per prompt: SAM is prompted with a few clicks (training simulates up to ~10-20). Far
+# more is almost surely every pixel of a mask passed as clicks, which the decoder's
+# self-attention over the prompt tokens answers in time quadratic in their number.
+MAX_POINTS = 1000
 # Prompts may sit a little outside the image (a click on a canvas border, a box drawn past the
 # edge); further out than this share of the image size they are surely in the wrong frame.
 OUTSIDE_MARGIN = 0.1
@@ -180,6 +184,7 @@ def validate_points(
     if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] == 0:
         raise ValueError(f"point_coords must be (N, 2) pixel (x, y) coordinates with N >= 1; "
                          f"got shape {shape_text(array.shape)}")
+    _check_point_count(array.shape[0])
     validate_inside(array, image_size, "point_coords", frame)
     return array, validate_labels(labels, array.shape[0])
 
@@ -248,6 +253,7 @@ def validate_prompt_tensors(
             expected = shape_text(tuple(point_coords.shape[:2]))
             raise ValueError(f"point_labels must be (B, N) = {expected} to match point_coords; "
                              f"got {shape_text(tuple(point_labels.shape))}")
+        _check_point_count(point_coords.shape[1])
         validate_labels(point_labels, point_coords.shape[1])
         validate_inside(point_coords.detach().cpu().numpy(), input_size, "point_coords",
                       "resized input frame")
@@ -266,6 +272,13 @@ def validate_prompt_tensors(
         batch["mask_input"] = mask_input.shape[0]
     if len(set(batch.values())) > 1:
         raise ValueError(f"prompt tensors must share the batch size B; got {batch}")
+
+
+def _check_point_count(n: int) -> None:
+    if n > MAX_POINTS:
+        raise ValueError(f"point_coords holds {n} points per prompt; SAM takes a few clicks "
+                         f"(at most {MAX_POINTS} here). To prompt with a region, pass a box or "
+                         f"a mask_input, not its pixels as points")
 
 
 def _tensor(value: object, name: str) -> None:
