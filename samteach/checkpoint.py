@@ -114,7 +114,16 @@ def save_checkpoint(sam: Sam, path: str | Path) -> None:
     if config is not None:
         metadata[_CONFIG_KEY] = json.dumps(config_to_dict(config))
     tensors = {k: v.detach().cpu().contiguous() for k, v in sam.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+    def write(tmp: str) -> None:
+        from safetensors import SafetensorError
+
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+        except SafetensorError as err:  # its I/O errors (a full disk) are OSErrors to callers
+            raise OSError(f"could not write checkpoint {path}: {err}") from None
+
+    atomic_write(path, write)
 
 
 def load_checkpoint(sam: Sam, path: str | Path, strict: bool = True) -> list[str]:

@@ -1,6 +1,8 @@
 """SA-1B reader and writer: exact RLE round trips on files written here (no real data read)."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -198,3 +200,29 @@ def test_write_bad_image_extension(tmp_path):
     with pytest.raises(ValueError, match="image_path .*sa_1.xyz must end in an image extension"):
         write_sa1b(tmp_path / "sa_1.json", _record(), tmp_path / "sa_1.xyz")
     assert not (tmp_path / "sa_1.json").exists()
+
+
+def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
+    """A file-size limit (as a full disk) stops the second write of sa_1.json half way: the
+    first, valid file is still there, whole; no temporary file is left behind."""
+    write_sa1b(tmp_path / "sa_1.json", _record(), tmp_path / "sa_1.png")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    limit = max(len(b) for b in before.values()) + 100  # room for the old, not the new
+    code = f"""
+import resource, signal
+import numpy as np
+from samteach.data import SegmentationRecord, write_sa1b
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # exceeding the limit: an OSError, not a kill
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+rng = np.random.default_rng(0)
+big = SegmentationRecord(rng.integers(0, 256, (400, 400, 3), dtype=np.uint8),
+                         rng.random((30, 400, 400)) < 0.5, ("object",) * 30, image_id="1")
+try:
+    write_sa1b({str(tmp_path / "sa_1.json")!r}, big, {str(tmp_path / "sa_1.png")!r})
+except OSError as error:
+    print("failed:", error.errno)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert "failed: 27" in done.stdout, done.stderr  # EFBIG: the write really was cut short
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -252,6 +252,42 @@ def test_an_existing_run_is_not_overwritten_silently(tmp_path, no_evaluation):
         quick_trainer(tmp_path / "fresh", resume=True)
 
 
+def test_an_interrupted_overwrite_loses_nothing_and_mixes_nothing(tmp_path, monkeypatch,
+                                                                 no_evaluation):
+    """--overwrite on a finished run, then Ctrl-C at the first step: the finished run's files
+    are intact in .replaced/, the folder holds only the new run's; finishing the new run (here
+    by --resume) deletes the replaced one."""
+    run = tmp_path / "run"
+    quick_trainer(run).fit()
+    finished = {name: (run / name).read_bytes() for name in ("model.safetensors", "state.pt",
+                                                            "summary.json", "log.jsonl")
+                if (run / name).exists()}
+    assert "summary.json" in finished
+    again = quick_trainer(run, overwrite=True)
+
+    def ctrl_c(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(again, "_train_step", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        again.fit()
+    for name, data in finished.items():
+        assert (run / ".replaced" / name).read_bytes() == data
+    assert not (run / "summary.json").exists()  # one folder, one run
+    assert torch.load(run / "state.pt", weights_only=True)["step"] == 0  # the new run's
+    quick_trainer(run, resume=True).fit()
+    assert not (run / ".replaced").exists() and (run / "summary.json").exists()
+
+
+def test_a_damaged_state_file_is_named(tmp_path, no_evaluation):
+    run = tmp_path / "run"
+    quick_trainer(run).fit()
+    data = (run / "state.pt").read_bytes()
+    (run / "state.pt").write_bytes(data[: len(data) // 2])  # truncated, as by a full disk
+    with pytest.raises(ValueError, match=r"resume: .*state.pt cannot be read .* damaged"):
+        quick_trainer(run, resume=True)
+
+
 def test_an_interrupted_run_resumes_exactly(tmp_path, monkeypatch, no_evaluation):
     """Stop after 2 of 4 steps, resume: the weights equal those of an uninterrupted run."""
     quick_trainer(tmp_path / "straight").fit()

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils.files import atomic_write, write_text_atomic
 from ..utils.images import load_image
 from ..utils.masks import box_xyxy_to_xywh, mask_to_box
 from .record import SegmentationRecord
@@ -198,7 +199,7 @@ def write_sa1b(
     if image_path is not None:  # first: a bad image path must not leave a JSON behind
         _write_image(Path(image_path), record.image)
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(data))
+    write_text_atomic(json_path, json.dumps(data))  # a full disk leaves the old file whole
     return json_path
 
 
@@ -302,12 +303,13 @@ def _write_image(image_path: Path, image: np.ndarray) -> None:
     from PIL import Image
 
     image_path.parent.mkdir(parents=True, exist_ok=True)
-    jpeg = image_path.suffix.lower() in (".jpg", ".jpeg")
-    try:
-        Image.fromarray(image).save(image_path, **({"quality": JPEG_QUALITY} if jpeg else {}))
-    except (ValueError, KeyError) as error:  # PIL: unknown extension
+    kind = Image.registered_extensions().get(image_path.suffix.lower())  # e.g. ".jpg" -> JPEG
+    if kind is None or kind not in Image.SAVE:
         raise ValueError(f"image_path {image_path} must end in an image extension such as "
-                         f".jpg or .png: {error}") from None
+                         f".jpg or .png")
+    options = {"quality": JPEG_QUALITY} if kind == "JPEG" else {}
+    atomic_write(image_path, lambda tmp: Image.fromarray(image).save(tmp, format=kind,
+                                                                      **options))
 
 
 def _json_image_id(image_id: str) -> int | str:

@@ -15,6 +15,7 @@ on CPUs, nccl on GPUs), and rank 0 evaluates and writes the files.
 
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -36,6 +37,9 @@ from .step import InteractiveSam
 __all__ = ["Trainer", "config_from_state", "default_device"]
 
 STATE, MODEL, LOG, SUMMARY = "state.pt", "model.safetensors", "log.jsonl", "summary.json"
+# With overwrite, the run being replaced waits here until the new one finishes: an interrupted
+# overwrite loses nothing, and the folder never mixes two runs' files.
+REPLACED = ".replaced"
 
 
 def default_device() -> torch.device:
@@ -62,7 +66,9 @@ class Trainer:
         stop_at: end at this step although the schedule spans ``max_steps`` (a run cut short
             on purpose, e.g. to ship what a compute budget allowed; still exactly repeatable).
         resume: continue the run saved in ``out_dir``.
-        overwrite: start afresh even if ``out_dir`` holds a run.
+        overwrite: start afresh even if ``out_dir`` holds a run. That run's files move to
+            ``out_dir/.replaced/`` when training starts and are deleted when the new run
+            finishes, so an interrupted overwrite leaves the old run intact there.
         eval_every: evaluate (RITM clicker, ``eval_scenes`` held-out scenes) every so many steps.
         device: defaults to CUDA when present.
         progress: show a tqdm bar.
@@ -100,6 +106,7 @@ class Trainer:
         self.minutes, self.eval_every, self.eval_scenes = minutes, eval_every, eval_scenes
         self.progress, self.command = progress, command
         self._check_out_dir(resume, overwrite)
+        self.overwrite = overwrite
         self.rank, self.world, self.device = _init_distributed(device or default_device())
         with torch.random.fork_rng(devices=[]):  # the seed fixes the initial weights too
             torch.manual_seed(config.seed)
@@ -153,6 +160,8 @@ class Trainer:
         bar = tqdm(total=None if self.minutes else self._last_step(), initial=self.step,
                    desc="training", disable=not self.progress or self.rank != 0)
         start = time.perf_counter() - self.elapsed
+        if self.overwrite and self.rank == 0:
+            self._set_old_run_aside()
         try:
             self._loop(loader, bar, start)
         except KeyboardInterrupt:  # Ctrl-C: keep what was learnt, so --resume can continue
@@ -220,9 +229,23 @@ class Trainer:
                 summary = last if last and last["step"] == self.step else self._evaluate()
             if final:
                 summary = self._write_summary(summary)
+                shutil.rmtree(self.out / REPLACED, ignore_errors=True)  # replaced for good
         if self.world > 1:
             dist.barrier()
         return summary
+
+    def _set_old_run_aside(self) -> None:
+        """Move the files of the run being overwritten to ``.replaced/`` (an earlier overwrite
+        that never finished already put the last finished run there: keep that one)."""
+        aside = self.out / REPLACED
+        keep = not aside.exists()
+        aside.mkdir(parents=True, exist_ok=True)
+        for name in (STATE, MODEL, LOG, SUMMARY):  # the state first: no half run to resume
+            if (self.out / name).exists():
+                if keep:
+                    os.replace(self.out / name, aside / name)
+                else:
+                    (self.out / name).unlink()
 
     def _state(self) -> dict:
         return {
@@ -235,7 +258,12 @@ class Trainer:
         }
 
     def _load_state(self) -> None:
-        state = torch.load(self.out / STATE, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(self.out / STATE, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, OSError, ValueError) as err:  # truncated, not a torch file
+            raise ValueError(f"resume: {self.out / STATE} cannot be read ({err}); it is damaged "
+                             "or was not written by samteach: start over with overwrite=True "
+                             "(--overwrite)") from None
         saved = config_from_state(state["config"])
         if saved != self.config:
             raise ValueError(f"resume: {self.out} was trained with a different configuration; "
