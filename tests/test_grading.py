@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from samteach.checks import EXERCISES
+from samteach.course import grading
 from samteach.course.grading import grade_folder, restore_checks
 
 from .planted import PLANTED
@@ -63,7 +64,42 @@ def submissions(folder: Path) -> None:
     put("raises_at_import", broken)
     (folder / "unreadable").mkdir()
     (folder / "unreadable" / f"{LAB}.ipynb").write_text("{ this is not a notebook")
+    # Tampering, each beside a *wrong* patchify (a planted mistake): the check must not be
+    # fooled by anything the notebook does at run time.
+    for student, code in TAMPERING.items():
+        tampered = edit_cell(solution(), "patchify", old, new)
+        tampered.cells[exercise_cell(tampered, "patchify")].source += "\n" + code
+        if student == "swaps_code":  # and a wrong later answer: the restored checks see it
+            _, w_old, w_new = PLANTED["window_partition"][0]
+            tampered = edit_cell(tampered, "window_partition", w_old, w_new)
+        put(student, tampered)
+    # A correct answer that is samteach's own function, or a thin wrapper around it.
+    imports = solution()
+    imports.cells[exercise_cell(imports, "patchify")].source = (
+        "from samteach.modeling.image_encoder import patchify\n")
+    put("imports_reference", imports)
+    wraps = solution()
+    wraps.cells[exercise_cell(wraps, "patchify")].source = (
+        "from samteach.modeling import image_encoder\n\n"
+        "def patchify(images, patch_size):\n"
+        "    return image_encoder.patchify(images, patch_size).clone()\n")
+    put("wraps_reference", wraps)
     return key
+
+
+SUCCESS = "✔ patchify: 3 cases match samteach — 2 points"
+TAMPERING = {  # student -> code appended to the patchify cell
+    "replaces_check": "import samteach.checks\n"
+                      f"samteach.checks.check_patchify = lambda f: print({SUCCESS!r})\n",
+    "patches_helper": "from samteach.checks import _core\n_core._close = lambda *a: True\n",
+    "patches_context": "from samteach.checks._core import Context\n"
+                       "Context.expect = lambda *a, **k: None\n",
+    "patches_torch": "torch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a: True\n",
+    # the same function object, its code swapped in place
+    "swaps_code": "from samteach.checks import _core\n"
+                  "_core._close.__code__ = (lambda a, b, atol, rtol: True).__code__\n",
+    "prints_success": f"print({SUCCESS!r})\n",
+}
 
 
 @pytest.fixture(scope="module")
@@ -86,13 +122,28 @@ def test_each_submission_gets_what_it_deserves(graded):
     assert {n: book.points["unreadable"][n] for n in NAMES} == zero
     assert {n: book.points["planted"][n] for n in NAMES} == {**FULL, "patchify": 0}
     assert {n: book.points["loops"][n] for n in NAMES} == {**FULL, "window_partition": 0}
+    for student in [*TAMPERING, "imports_reference", "wraps_reference"]:
+        # 0 on the exercise tried, flagged; the others graded as usual, by restored checks
+        wrong = {"patchify": 0, **({"window_partition": 0} if student == "swaps_code" else {})}
+        assert {n: book.points[student][n] for n in NAMES} == {**FULL, **wrong}, student
+        assert set(book.flags[student]) == {"patchify"}, student
+    assert set(book.flags) == {*TAMPERING, "imports_reference", "wraps_reference",
+                               "fakes_success"}  # the honest are never flagged
 
 
 def test_feedback_says_why(graded):
     book, out, key = graded
     fb = book.feedback
     assert "not implemented" in fb["blank"]["attention"]
-    assert "not implemented" in fb["fakes_success"]["patchify"]
+    assert "prints the check's success line" in fb["fakes_success"]["patchify"]
+    assert "not implemented" in fb["fakes_success"]["attention"]
+    assert "changed samteach.checks.check_patchify" in fb["replaces_check"]["patchify"]
+    assert "changed samteach.checks._core._close" in fb["patches_helper"]["patchify"]
+    assert "samteach.checks._core.Context.expect" in fb["patches_context"]["patchify"]
+    assert "torch.allclose" in fb["patches_torch"]["patchify"]
+    assert "samteach.checks._core._close" in fb["swaps_code"]["patchify"]
+    assert "samteach's own solution" in fb["imports_reference"]["patchify"]
+    assert "samteach.modeling.image_encoder.patchify" in fb["wraps_reference"]["patchify"]
     assert EXERCISES["patchify"].hint(key) in fb["planted"]["patchify"]
     assert "timed out after 30 s" in fb["loops"]["window_partition"]
     assert "could not be read" in fb["unreadable"]["patchify"]
@@ -109,7 +160,11 @@ def test_gradebook_csv(graded):
     with open(out / "gradebook.csv") as f:
         rows = {row["student"]: row for row in csv.DictReader(f)}
     assert set(rows) == {"correct", "blank", "planted", "loops", "deletes_check",
-                         "fakes_success", "raises_at_import", "unreadable"}
+                         "fakes_success", "raises_at_import", "unreadable", *TAMPERING,
+                         "imports_reference", "wraps_reference"}
+    flagged = {student for student, row in rows.items() if row["flagged"]}
+    assert flagged == set(book.flags)  # the column an instructor filters on
+    assert rows["wraps_reference"]["flagged"].startswith("patchify: uses samteach.")
     best = sum(ex.points for ex in EXERCISES.values())
     assert rows["correct"]["total"] == str(sum(FULL.values())) and rows["correct"]["max"] == str(
         best)
@@ -122,15 +177,13 @@ def test_restore_puts_back_edited_and_deleted_check_cells():
     checks = check_cells(submitted)
     submitted.cells[checks["attention"]].source = "print('all good')"
     del submitted.cells[checks["patchify"]]
-    restored = restore_checks(submitted, pristine, {})
+    restored = restore_checks(submitted, pristine)
     assert check_cells(restored).keys() == check_cells(pristine).keys()
     for name, index in check_cells(restored).items():
         cell = restored.cells[index]
         assert cell.source == pristine.cells[check_cells(pristine)[name]].source
-        assert "nbval-check-output" in cell.metadata.tags
         assert exercise_cell(restored, name) == index - 1  # right after its exercise
-    assert all(not c.outputs for c in restored.cells if c.cell_type == "code"
-               and "check" not in c.metadata.get("tags", []))
+    assert all(not c.outputs for c in restored.cells if c.cell_type == "code")
 
 
 def test_a_relative_out_inside_the_submissions(tmp_path, monkeypatch):
@@ -147,15 +200,14 @@ def test_a_relative_out_inside_the_submissions(tmp_path, monkeypatch):
     assert (tmp_path / "subs" / "grades" / "gradebook.csv").is_file()
 
 
-def test_a_failed_inner_run_is_quoted_not_blamed_on_the_kernel(tmp_path, monkeypatch):
-    """When the inner pytest cannot run (here: a broken PYTEST_ADDOPTS in the environment), the
-    feedback and ``failure`` carry pytest's own message."""
+def test_a_grading_process_that_cannot_start_is_reported(tmp_path, monkeypatch):
+    """A broken environment (here: the Python to run the notebooks is missing): the feedback
+    and ``failure`` carry the real error, not a verdict on the student."""
     (tmp_path / "subs" / "alice").mkdir(parents=True)
     nbformat.write(solution(), tmp_path / "subs" / "alice" / f"{LAB}.ipynb")
-    monkeypatch.setenv("PYTEST_ADDOPTS", "--no-such-flag")
+    monkeypatch.setattr(grading.sys, "executable", str(tmp_path / "no-such-python"))
     book = grade_folder(tmp_path / "subs", tmp_path / "grades", timeout=30, workers=1)
-    assert "unrecognized arguments: --no-such-flag" in book.failure
+    assert "could not start" in book.failure and "no-such-python" in book.failure
     for name in NAMES:
         assert book.points["alice"][name] == 0
-        assert "unrecognized arguments: --no-such-flag" in book.feedback["alice"][name]
-        assert "kernel" not in book.feedback["alice"][name]
+        assert "no-such-python" in book.feedback["alice"][name]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 __all__ = ["EXERCISES", "CheckFailed", "Context", "Exercise", "exercise", "nearest",
-           "seeded_generator", "seeded_randn"]
+           "seeded_generator", "seeded_randn", "set_student_call_guard"]
 
 NOT_IMPLEMENTED = ("not implemented yet: replace `raise NotImplementedError()` in the exercise "
                    "cell with your code, run that cell, then run this check again")
@@ -38,6 +38,9 @@ class Exercise:
     what: str  # how the student's object is called, for messages: "patchify(images, 8)"
     mistakes: dict[str, str] = field(default_factory=dict)  # key -> the hint shown for it
     check: Callable[..., int] | None = field(default=None, compare=False, repr=False)
+    # samteach's own solution (dotted names of functions): an answer that calls it is no answer;
+    # the grader watches for it (samteach.course.replay)
+    reference: tuple[str, ...] = ()
 
     def hint(self, key: str) -> str:
         return self.mistakes[key]
@@ -45,6 +48,15 @@ class Exercise:
 
 # Every check registers itself here on import (samteach.checks imports all labs).
 EXERCISES: dict[str, Exercise] = {}
+
+# Wraps every call of the student's code when set: the grader's watch for samteach's own
+# solution being called (samteach.course.replay); None in a notebook.
+_student_call_guard: Callable[[], contextlib.AbstractContextManager] | None = None
+
+
+def set_student_call_guard(guard: Callable[[], contextlib.AbstractContextManager] | None) -> None:
+    global _student_call_guard
+    _student_call_guard = guard
 
 
 class Context:
@@ -66,8 +78,9 @@ class Context:
 
     def run(self, fn: Callable, *args, case: str | None = None, **kwargs):
         """Run any piece of the student's code (a method of their module, say) the same way."""
+        guard = _student_call_guard or contextlib.nullcontext
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
+            with contextlib.redirect_stdout(io.StringIO()), guard():
                 return fn(*args, **kwargs)
         except NotImplementedError:
             raise CheckFailed(f"{self.ex.name}: {NOT_IMPLEMENTED}") from None
@@ -143,7 +156,8 @@ def _close(a: torch.Tensor, b: torch.Tensor, atol: float, rtol: float) -> bool:
     return bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=rtol))
 
 
-def exercise(name: str, lab: str, points: int, what: str, mistakes: dict[str, str]):
+def exercise(name: str, lab: str, points: int, what: str, mistakes: dict[str, str],
+             reference: tuple[str, ...] = ()):
     """Register ``fn(ctx) -> number of cases`` as the check of exercise ``name``.
 
     The decorated function becomes ``check(student_object)``: it runs the cases and prints
@@ -162,7 +176,8 @@ def exercise(name: str, lab: str, points: int, what: str, mistakes: dict[str, st
             print(f"✔ {name}: {cases} cases match samteach — {points} "
                   f"point{'s' if points != 1 else ''}")
 
-        EXERCISES[name] = Exercise(name, lab, points, what, dict(mistakes), check)
+        EXERCISES[name] = Exercise(name, lab, points, what, dict(mistakes), check,
+                                   tuple(reference))
         return check
 
     return wrap

@@ -11,6 +11,7 @@ __all__ = ["check_attention", "check_patchify", "check_window_partition"]
 
 @exercise(
     "patchify", lab="01_patch_embedding", points=2, what="patchify(images, patch_size)",
+    reference=("samteach.modeling.image_encoder.patchify",),
     mistakes={
         "channels_last_order": "each patch is flattened in the order (i, j, c); flatten it "
         "channel-major (c, i, j), the order of the Conv2d weight (C_out, 3, p, p) you will "
@@ -40,6 +41,7 @@ def check_patchify(ctx: Context) -> int:
 @exercise(
     "window_partition", lab="01_patch_embedding", points=2,
     what="window_partition(x, window_size)",
+    reference=("samteach.modeling.image_encoder.window_partition",),
     mistakes={
         "no_permute": "the windows are strips, not squares: reshaping (B, Hp, Wp, C) straight to "
         "(-1, S, S, C) cuts along rows; view it as (B, Hp/S, S, Wp/S, S, C) and permute to "
@@ -92,6 +94,9 @@ def _partition_mistakes(x: torch.Tensor, S: int) -> dict:
 @exercise(
     "attention", lab="01_patch_embedding", points=3,
     what="attention(q, k, v, rel_pos_h, rel_pos_w, hw)",
+    reference=("samteach.modeling.image_encoder.attention_logits",
+               "samteach.modeling.image_encoder.Attention.forward",
+               "samteach.fast.encoder.FastAttention.forward"),
     mistakes={
         "softmax_axis": "the softmax runs over the queries (dim=-2); each query's weights over "
         "the keys must sum to 1: softmax over the last axis (dim=-1)",

@@ -22,6 +22,7 @@ LAB = "02_positional_encoding"
 
 @exercise(
     "fourier_features", lab=LAB, points=2, what="fourier_features(coords, gaussian_matrix)",
+    reference=("samteach.modeling.prompt_encoder.fourier_features",),
     mistakes={
         "no_centring": "the positions are not centred: map p in [0, 1] to 2p - 1 in [-1, 1] "
         "(not p, not p - 0.5) before multiplying by G, so the middle of the image is the origin "
@@ -173,6 +174,9 @@ def _clone(t: torch.Tensor | None) -> torch.Tensor | None:
 @exercise(
     "embed_points", lab=LAB, points=3,
     what="embed_points(prompt_encoder, coords, labels, boxes, original_size)",
+    reference=("samteach.modeling.prompt_encoder.PromptEncoder.forward",
+               "samteach.modeling.prompt_encoder.PromptEncoder._embed_points",
+               "samteach.modeling.prompt_encoder.PromptEncoder._embed_boxes"),
     mistakes={
         "xy_swapped": "x and y are swapped: a point is (x, y) = (column, row), and the Fourier "
         "features take it in that order; divide x by the padded width and y by the padded "
@@ -279,6 +283,7 @@ def _diagnose_structure(ctx: Context, net: nn.Module, reference: nn.Sequential, 
 @exercise(
     "build_mask_downscaling", lab=LAB, points=2,
     what="build_mask_downscaling(mask_in_chans, embed_dim)",
+    reference=("samteach.modeling.prompt_encoder.PromptEncoder.__init__",),
     mistakes={
         "relu": "the activations are ReLUs: SAM separates the layers with GELU (App. A), "
         "nn.GELU(), and the released weights were trained with it",

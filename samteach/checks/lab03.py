@@ -54,6 +54,8 @@ def _attend(layer: Attention, q, k, v, heads: int | None = None, scale: float | 
 @exercise(
     "downsampled_attention", lab="03_two_way_attention", points=2,
     what="downsampled_attention(layer, q, k, v)",
+    reference=("samteach.modeling.transformer.Attention.forward",
+               "samteach.fast.decoder.FastAttention.forward"),
     mistakes={
         "softmax_axis": "the softmax runs over the queries (dim=-2); each query's weights over "
         "the keys must sum to 1: take the softmax over the last axis (dim=-1) of the "
@@ -166,6 +168,8 @@ def _block_mistakes(args: tuple, got: torch.Tensor, part: int) -> dict:
 @exercise(
     "two_way_block", lab="03_two_way_attention", points=3,
     what="two_way_block(block, queries, keys, query_pe, key_pe)",
+    reference=("samteach.modeling.transformer.TwoWayAttentionBlock.forward",
+               "samteach.modeling.transformer.TwoWayAttentionBlock.token_self_attention"),
     mistakes={
         "first_layer_residual": "layer 0 (block.skip_first_layer_pe is True) adds a residual to "
         "its self-attention: there the tokens ARE their positional encodings, so SAM replaces "
@@ -224,6 +228,7 @@ def check_two_way_block(ctx: Context) -> int:
 @exercise(
     "hypernetwork_masks", lab="03_two_way_attention", points=2,
     what="hypernetwork_masks(hs, upscaled, hypernetworks)",
+    reference=("samteach.modeling.mask_decoder.hypernetwork_masks",),
     mistakes={
         "off_by_one": "the IoU token was taken as a mask token: token 0 of hs is the IoU token, "
         "the M mask tokens are hs[:, 1 : 1 + M]",

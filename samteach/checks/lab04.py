@@ -29,6 +29,7 @@ def _rect(size: tuple[int, int], x0: int, y0: int, x1: int, y1: int) -> torch.Te
 
 @exercise(
     "noisy_box", lab="04_interactive_training", points=2, what="noisy_box(masks, noise)",
+    reference=("samteach.training.samplers.jitter_boxes",),
     mistakes={
         "noise_image_scale": "the noise is scaled by the image size: SAM's std is 10% of the "
         "*box* side -- 0.1 * (x1 - x0) for x0 and x1, 0.1 * (y1 - y0) for y0 and y1 -- so a "
@@ -86,6 +87,7 @@ def check_noisy_box(ctx: Context) -> int:
 @exercise(
     "error_click", lab="04_interactive_training", points=3,
     what="error_click(pred, gt, generator)",
+    reference=("samteach.training.samplers.sample_error_clicks",),
     mistakes={
         "labels_swapped": "the labels of the error regions are swapped: a missed object pixel "
         "(FN = gt & ~pred) needs a *foreground* click, label 1; spill (FP = ~gt & pred) a "
@@ -221,6 +223,7 @@ def _on_errors(points: torch.Tensor, error: torch.Tensor, H: int, W: int) -> boo
 @exercise(
     "next_round", lab="04_interactive_training", points=3,
     what="next_round(points, labels, low_res, iou_pred, gt, generator)",
+    reference=("samteach.training.step.next_round_prompts",),
     mistakes={
         "argmin": "the mask fed back is the one with the *lowest* predicted IoU: SAM feeds back "
         "the output it trusts most, iou_pred.argmax(dim=1)",
@@ -281,6 +284,7 @@ def check_next_round(ctx: Context) -> int:
 
 @exercise(
     "focal_loss", lab="04_interactive_training", points=2, what="focal_loss(logits, targets)",
+    reference=("samteach.training.losses.focal_loss",),
     mistakes={
         "no_gamma": "this is (alpha-weighted) cross-entropy: multiply it by (1 - p_t) ** gamma, "
         "so pixels the model already gets right (p_t near 1) count little",
@@ -322,6 +326,7 @@ def check_focal_loss(ctx: Context) -> int:
 @exercise(
     "sam_loss", lab="04_interactive_training", points=3,
     what="sam_loss(logits, iou_pred, targets)",
+    reference=("samteach.training.losses.sam_loss",),  # focal and dice are the lab's tools
     mistakes={
         "mean_over_masks": "the mask loss is averaged over the M outputs: SAM trains only the "
         "best one -- per prompt, the minimum over outputs of 20 * focal + dice -- so the three "

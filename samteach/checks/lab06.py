@@ -38,6 +38,7 @@ def _stability_mistakes(x: torch.Tensor, t: float, off: float) -> dict:
 @exercise(
     "stability_score", lab="06_data_engine", points=2,
     what="stability_score(mask_logits, mask_threshold, offset)",
+    reference=("samteach.amg.filters.stability_score",),
     mistakes={
         "ge_threshold": "a logit exactly at a threshold was counted as inside: a mask is "
         "logits > threshold (strictly greater), as SAM thresholds its masks -- use > at both "
@@ -132,6 +133,7 @@ def _random_boxes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 @exercise(
     "nms", lab="06_data_engine", points=3, what="nms(boxes, scores, iou_threshold)",
+    reference=("samteach.amg.filters.nms",),
     mistakes={
         "ascending": "the boxes are visited from the lowest score up: sort by score in "
         "descending order (argsort(scores, descending=True, stable=True)) so the best box of "

@@ -1,4 +1,5 @@
-"""Grade a folder of submitted labs: restore the check cells, run them under nbval, score them.
+"""Grade a folder of submitted labs: restore the check cells, re-run each notebook in a clean
+process that calls the checks itself, score them.
 
     python -m samteach.course grade SUBMISSIONS --out GRADES [--timeout 120] [--workers auto]
 
@@ -9,19 +10,22 @@ SUBMISSIONS holds one folder per student with their lab notebooks
 1. every check cell of the pristine lab is put back as it was released (matched by cell id; a
    deleted one is re-inserted after the cell it followed), so an edited, deleted or faked check
    cell counts for nothing; all outputs are cleared;
-2. the notebooks run under ``pytest --nbval-lax`` -- each in its own kernel, top to bottom, with
-   a per-cell timeout, in parallel (pytest-xdist, ``--dist loadscope`` keeps a notebook's cells
-   on one worker) -- where only the check cells' outputs are compared, with the success line the
-   solution prints;
-3. a check cell that passes earns its exercise's points; anything else (a wrong answer, an
-   error, a timeout, a kernel that died) earns 0 and the reason goes into the feedback.
+2. the notebook runs top to bottom in a process of its own (:mod:`samteach.course.replay`),
+   with a per-cell timeout, several at once (``workers``). There the grader, not the notebook,
+   calls each exercise's check on the object the student defined, with samteach's checks
+   imported before any student code and a watch on everything they rely on;
+3. a check that passes earns its exercise's points; anything else (a wrong answer, an error, a
+   timeout, a crash) earns 0 and the reason goes into the feedback. A notebook that changes
+   what the checks rely on (a check function, a helper, a torch or numpy function) or answers
+   with samteach's own solution scores 0 on that exercise and is *flagged*: the gradebook's
+   ``flagged`` column says what was detected.
 
-Results: GRADES/gradebook.csv (student x exercise -> points, total) and
-GRADES/feedback/STUDENT.txt, each written whole or not at all; pytest's own output in
-GRADES/work/pytest.log. A notebook that cannot be read, hangs or crashes costs its own points
-only; the run always goes on. If the inner pytest run itself fails (it cannot start, or it
-stops before running the notebooks), every check it did not run gets pytest's own message as
-feedback and ``Gradebook.failure`` says why (the command then exits with status 1).
+Results: GRADES/gradebook.csv (student x exercise -> points, total, flagged) and
+GRADES/feedback/STUDENT.txt, each written whole or not at all; each notebook's run leaves its
+errors in GRADES/work/STUDENT/LAB.log. A notebook that cannot be read, hangs or crashes costs its
+own points only; the run always goes on. If no grading process can run at all (a broken
+environment), every check gets that error as feedback and ``Gradebook.failure`` says why (the
+command then exits with status 1).
 """
 
 import csv
@@ -29,8 +33,10 @@ import io
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,10 +45,7 @@ import nbformat
 from ..checks import EXERCISES
 from ..utils.arguments import validate_int, validate_number
 from ..utils.files import write_text_atomic
-from .labs import LABS, SOLUTIONS
-
-_REPORT_ENV = "SAMTEACH_GRADING_REPORT"
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+from .labs import LABS
 
 
 @dataclass
@@ -52,11 +55,15 @@ class Gradebook:
     exercises: list[str]
     points: dict[str, dict[str, int]] = field(default_factory=dict)
     feedback: dict[str, dict[str, str]] = field(default_factory=dict)
-    failure: str | None = None  # why the inner pytest run failed, if it did
+    flags: dict[str, dict[str, str]] = field(default_factory=dict)  # what was detected
+    failure: str | None = None  # why no grading process could run, if so
 
-    def set(self, student: str, exercise: str, points: int, message: str) -> None:
+    def set(self, student: str, exercise: str, points: int, message: str,
+            flag: str = "") -> None:
         self.points.setdefault(student, {})[exercise] = points
         self.feedback.setdefault(student, {})[exercise] = message
+        if flag:
+            self.flags.setdefault(student, {})[exercise] = flag
 
     def total(self, student: str) -> int:
         return sum(self.points.get(student, {}).values())
@@ -94,19 +101,10 @@ def _check_name(cell) -> str | None:
     return None
 
 
-def _success_lines(lab: str) -> dict[str, list]:
-    """Exercise -> the outputs its check cell has in the solution (what nbval compares)."""
-    solution = nbformat.read(SOLUTIONS / f"{lab}.ipynb", as_version=4)
-    return {name: cell.outputs for cell in solution.cells if (name := _check_name(cell))}
-
-
-def restore_checks(submitted: nbformat.NotebookNode, pristine: nbformat.NotebookNode,
-                   success: dict[str, list]) -> nbformat.NotebookNode:
-    """The submission with the pristine check cells back in place, ready for nbval-lax."""
+def restore_checks(submitted: nbformat.NotebookNode,
+                   pristine: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The submission with the pristine check cells back in place, every output cleared."""
     cells = [c for c in submitted.cells if not _check_name(c)]  # drop check cells, fake or not
-    for cell in cells:
-        if "tags" in cell.metadata:
-            cell.metadata.tags = [t for t in cell.metadata.tags if not t.startswith("nbval")]
     ids = [c.get("id") for c in cells]
     previous_id = None
     for cell in pristine.cells:
@@ -115,15 +113,13 @@ def restore_checks(submitted: nbformat.NotebookNode, pristine: nbformat.Notebook
             previous_id = cell.get("id")
             continue
         restored = nbformat.v4.new_code_cell(cell.source, metadata=dict(cell.metadata))
-        restored.metadata["tags"] = [*cell.metadata.get("tags", []), "nbval-check-output"]
-        restored.outputs, restored.execution_count = success.get(name, []), 1
         at = ids.index(previous_id) + 1 if previous_id in ids else len(cells)
         cells.insert(at, restored)
         ids.insert(at, restored.get("id"))
         previous_id = restored.get("id")
     for cell in cells:
-        if cell.cell_type == "code" and not _check_name(cell):
-            cell.outputs, cell.execution_count = [], None  # run, never compared
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
     submitted.cells = cells
     return submitted
 
@@ -155,17 +151,24 @@ def grade_folder(submissions: Path, out: Path, timeout: float = 120.0,
     book = Gradebook(exercises)
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
-    (work / "pytest.ini").write_text("[pytest]\naddopts =\n")  # not the repository's options
-    cells: dict[str, tuple[str, str]] = {}  # nodeid -> (student, exercise)
+    jobs = []  # (student, lab, restored notebook)
     for student in sorted(found):
         for lab in labs:
-            nodeids = _prepare(student, lab, found[student].get(lab), work, book)
-            cells.update(nodeids)
-    if cells:
-        outcomes, book.failure = _run_nbval(work, timeout, workers)
-        for nodeid, (student, name) in cells.items():
-            points, message = _score(name, outcomes.get(nodeid), timeout, book.failure)
-            book.set(student, name, points, message)
+            path = _prepare(student, lab, found[student].get(lab), work, book)
+            if path is not None:
+                jobs.append((student, lab, path))
+    parallel = (os.cpu_count() or 1) if workers == "auto" else workers
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        runs = list(pool.map(lambda job: _replay(job[2], timeout), jobs))
+    if jobs and all(results is None for results, _ in runs):
+        book.failure = runs[0][1]  # nothing ran at all: the environment, not the students
+    for (student, lab, _), (results, error) in zip(jobs, runs, strict=True):
+        for name in _lab_exercises(lab):
+            verdict = (results or {}).get(name)
+            if verdict is None:
+                book.set(student, name, 0, f"the check did not run: {error}")
+            else:
+                book.set(student, name, verdict["points"], verdict["message"], verdict["flag"])
     _write(book, out)
     return book
 
@@ -175,110 +178,63 @@ def _lab_exercises(lab: str) -> list[str]:
     return [name for cell in pristine.cells if (name := _check_name(cell))]
 
 
-def _prepare(student: str, lab: str, path: Path | None, work: Path, book: Gradebook):
-    """Write the restored notebook; return nodeid -> (student, exercise) of its check cells."""
+def _prepare(student: str, lab: str, path: Path | None, work: Path,
+             book: Gradebook) -> Path | None:
+    """Write the restored notebook for grading (None when there is nothing to run)."""
     names = _lab_exercises(lab)
     if path is None:
         for name in names:
             book.set(student, name, 0, "no submission")
-        return {}
+        return None
     try:
         submitted = nbformat.read(path, as_version=4)
     except Exception as error:  # not JSON, not a notebook, ...
         for name in names:
             book.set(student, name, 0, f"the notebook could not be read: {error}")
-        return {}
+        return None
     pristine = nbformat.read(LABS / f"{lab}.ipynb", as_version=4)
-    notebook = restore_checks(submitted, pristine, _success_lines(lab))
     folder = work / _safe(student)
     folder.mkdir(exist_ok=True)
     target = folder / f"{lab}.ipynb"
-    nbformat.write(notebook, target)
-    nodeids, code = {}, 0
-    for cell in notebook.cells:
-        if cell.cell_type != "code":
-            continue
-        if name := _check_name(cell):
-            nodeids[f"{folder.name}/{lab}.ipynb::Cell {code}"] = (student, name)
-        code += 1
-    return nodeids
+    nbformat.write(restore_checks(submitted, pristine), target)
+    return target
 
 
 def _safe(student: str) -> str:
     return re.sub(r"[^\w.-]", "_", student) or "student"
 
 
-def _run_nbval(work: Path, timeout: float, workers: str | int) -> tuple[dict[str, dict],
-                                                                        str | None]:
-    """Run every notebook under ``work`` with nbval: nodeid -> outcome record, and why the
-    run failed as a whole (pytest's own message), or None."""
-    report = work / "report.jsonl"
-    report.unlink(missing_ok=True)
-    notebooks = sorted(str(p.relative_to(work)) for p in work.glob("*/*.ipynb"))
-    command = [sys.executable, "-m", "pytest", *notebooks, "--nbval-lax", "--nbval-current-env",
-               f"--nbval-cell-timeout={timeout}", "-p", "samteach.course.grading", "-p",
-               "no:cacheprovider", "-q", "--rootdir", str(work), "-n", str(workers),
-               "--dist", "loadscope"]
-    # A clean environment for the inner pytest: if grading itself runs inside an xdist worker,
-    # its PYTEST_XDIST_* variables must not make the inner controller believe it is a worker.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
-    env[_REPORT_ENV] = str(report)
-    # Bounded even if a kernel ignores interrupts: every cell of every notebook timing out.
-    cells = sum(len(nbformat.read(work / n, as_version=4).cells) for n in notebooks)
-    limit = timeout * (cells + 2) + 120
-    log = work / "pytest.log"
-    failure = None
-    with open(log, "w") as output:
+def _replay(notebook: Path, timeout: float) -> tuple[dict | None, str]:
+    """Grade one restored notebook in its own process (:mod:`samteach.course.replay`):
+    exercise -> verdict, or None and why the process gave none. Its stderr goes to a .log
+    beside the notebook."""
+    cells = len(nbformat.read(notebook, as_version=4).cells)
+    limit = timeout * (cells + 2) + 60  # every cell timing out, and the start
+    nonce = secrets.token_hex(16)  # the verdicts must carry it: printed lines cannot
+    command = [sys.executable, "-m", "samteach.course.replay", str(notebook), "--timeout",
+               str(timeout)]
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    log = notebook.with_suffix(".log")
+    try:
+        with open(log, "w") as errors:
+            done = subprocess.run(command, input=nonce + "\n", stdout=subprocess.PIPE,
+                                  stderr=errors, text=True, timeout=limit, env=env,
+                                  cwd=notebook.parent)
+    except subprocess.TimeoutExpired:
+        return None, f"the notebook's run was stopped after {limit:g} s"
+    except OSError as error:
+        return None, f"the grading process could not start: {error}"
+    for line in reversed(done.stdout.splitlines()):
         try:
-            status = subprocess.run(command, cwd=work, env=env, stdout=output,
-                                    stderr=subprocess.STDOUT, timeout=limit,
-                                    check=False).returncode
-        except subprocess.TimeoutExpired:
-            status, failure = None, f"the grading run was stopped after {limit:g} s"
-    # pytest's exit status: 0 all passed, 1 some failed (both normal for grading); 2
-    # interrupted, 3 internal error, 4 usage error, 5 nothing collected: the run failed.
-    if status not in (0, 1, None):
-        failure = f"the grading run (pytest) failed with exit status {status}: " + \
-            _pytest_message(log.read_text(errors="replace"))
-    outcomes = {}
-    if report.exists():
-        for line in report.read_text().splitlines():
-            record = json.loads(line)
-            outcomes[record["nodeid"]] = record
-    return outcomes, failure
-
-
-def _pytest_message(output: str) -> str:
-    """The line of pytest's output that says why it stopped."""
-    lines = [line.strip() for line in _ANSI.sub("", output).splitlines() if line.strip()]
-    errors = [line for line in lines if re.search(r"\berror\b", line, flags=re.I)]
-    return (errors or lines or ["(no output)"])[-1]
-
-
-def _score(name: str, record: dict | None, timeout: float,
-           failure: str | None) -> tuple[int, str]:
-    points = EXERCISES[name].points
-    if record is None and failure is not None:
-        return 0, f"the check did not run: {failure}"
-    if record is None:
-        return 0, ("the check did not run: pytest reported no result for it (the notebook's "
-                   "kernel may have failed to start or died; see work/pytest.log)")
-    if record["outcome"] == "passed":
-        return points, "passed"
-    text = _ANSI.sub("", record.get("longrepr", ""))
-    if record.get("xfail"):
-        return 0, f"not run: an earlier cell timed out after {timeout:g} s"
-    if "Timeout of" in text:
-        return 0, f"timed out after {timeout:g} s"
-    hint = re.findall(r"CheckFailed: (.+)", text)
-    if hint:
-        return 0, hint[-1].strip()
-    error = re.findall(r"^(\w+(?:Error|Exception)\b.*)$", text, flags=re.M)
-    if error:
-        return 0, f"the check cell raised {error[-1].strip()}"
-    if "Cell outputs differ" in text:
-        return 0, "the check printed something other than its success line"
-    return 0, "the check failed"
+            answer = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(answer, dict) and answer.get("nonce") == nonce:
+            return answer["results"], ""
+    last = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    why = last[-1].strip() if last else "no output"
+    return None, (f"the grading process ended without a verdict (exit status "
+                  f"{done.returncode}): {why}")
 
 
 def _write(book: Gradebook, out: Path) -> None:
@@ -286,10 +242,12 @@ def _write(book: Gradebook, out: Path) -> None:
     best = {name: EXERCISES[name].points for name in book.exercises}
     table = io.StringIO(newline="")
     writer = csv.writer(table)
-    writer.writerow(["student", *book.exercises, "total", "max"])
+    writer.writerow(["student", *book.exercises, "total", "max", "flagged"])
     for student in sorted(book.points):
         row = [book.points[student].get(name, 0) for name in book.exercises]
-        writer.writerow([student, *row, sum(row), sum(best.values())])
+        flags = book.flags.get(student, {})
+        flagged = "; ".join(f"{name}: {flag}" for name, flag in flags.items())
+        writer.writerow([student, *row, sum(row), sum(best.values()), flagged])
     write_text_atomic(out / "gradebook.csv", table.getvalue())
     feedback = out / "feedback"
     feedback.mkdir(exist_ok=True)
@@ -301,27 +259,3 @@ def _write(book: Gradebook, out: Path) -> None:
             lines.append(f"{lab} / {name}: {got}/{best[name]} -- "
                          f"{book.feedback[student].get(name, 'no submission')}")
         write_text_atomic(feedback / f"{_safe(student)}.txt", "\n".join(lines) + "\n")
-
-
-# ------------------------------------------------ pytest plugin (-p samteach.course.grading)
-
-
-_in_worker = False
-
-
-def pytest_configure(config) -> None:
-    global _in_worker
-    _in_worker = hasattr(config, "workerinput")  # xdist workers have it, the controller not
-
-
-def pytest_runtest_logreport(report) -> None:
-    """Record each cell's outcome (in the controlling process only, not in xdist workers)."""
-    path = os.environ.get(_REPORT_ENV)
-    if not path or _in_worker:
-        return
-    if report.when == "call" or (report.when == "setup" and not report.passed):
-        record = {"nodeid": report.nodeid, "outcome": report.outcome,
-                  "xfail": hasattr(report, "wasxfail") and not report.passed,
-                  "longrepr": str(report.longrepr) if report.longrepr else ""}
-        with open(path, "a") as f:
-            f.write(json.dumps(record) + "\n")
