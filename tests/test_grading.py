@@ -171,6 +171,27 @@ def test_gradebook_csv(graded):
     assert rows["planted"]["patchify"] == "0"
 
 
+def test_the_report_page(graded):
+    """report.md: a row per exercise with the counts and the most common reason for a 0, the
+    flagged students with what was detected; report.png beside it."""
+    book, out, key = graded
+    text = (out / "report.md").read_text()
+    assert f"# Grading report: {len(book.points)} students" in text
+    assert "![how each exercise went, and the totals](report.png)" in text
+    row = next(line for line in text.splitlines() if line.startswith(f"| {LAB} | patchify |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # passed: correct, deletes_check, loops; flagged: the 8 tamperers and fakes_success
+    assert cells[3:7] == ["3", "4", "0", str(len(TAMPERING) + 3)]
+    reason, count = cells[7].rsplit(" (", 1)  # the most common reason for a 0, how often
+    wrong = [m for student, m in ((s, book.feedback[s]["patchify"]) for s in book.points)
+             if book.points[student]["patchify"] == 0 and student not in book.flags]
+    assert count == f"{max(sum(reason in m for m in wrong), 1)}x)"
+    assert any(reason in m for m in wrong) and not reason.startswith("patchify")
+    assert f"## Flagged: {sum(len(f) for f in book.flags.values())}" in text
+    assert "| wraps_reference | patchify | uses samteach.modeling.image_encoder.patchify |" in text
+    assert (out / "report.png").stat().st_size > 1000
+
+
 def test_restore_puts_back_edited_and_deleted_check_cells():
     pristine = lab()
     submitted = copy.deepcopy(solution())

@@ -192,6 +192,24 @@ def test_planted_mistake_is_caught_with_its_hint(name, key, old, new):
         f"expected the hint for {key!r}, got: {failure.value}")
 
 
+def test_mistakes_with_the_same_numbers_are_named_together():
+    """pi instead of 2 pi gives exactly the numbers of centring with p - 0.5: the hint names both
+    readings. And where two registered mistakes coincide on a case's inputs (1 / c equals
+    1 / sqrt(C) for C = 64, c = 8), the check names both hints, not the first it tried."""
+    check, student = load_exercise("fourier_features", edit=(
+        "2 * math.pi * ((2 * coords - 1)", "math.pi * ((2 * coords - 1)"))
+    with pytest.raises(CheckFailed) as failure:
+        check(student)
+    assert "pi instead of 2*pi" in str(failure.value) and "p - 0.5" in str(failure.value)
+    check, student = load_exercise("downsampled_attention", edit=(" / math.sqrt(c)", " / c"))
+    with pytest.raises(CheckFailed) as failure:
+        check(student)
+    message = str(failure.value)
+    assert "one of 2 mistakes that give the same numbers here" in message
+    for key in ("scale_by_c", "scale_full_width"):
+        assert EXERCISES["downsampled_attention"].hint(key) in message
+
+
 def test_a_check_rejects_something_that_is_not_code():
     with pytest.raises(CheckFailed, match="pass the function"):
         EXERCISES["patchify"].check(None)

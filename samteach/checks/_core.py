@@ -99,7 +99,8 @@ class Context:
         rtol: float = 1e-4,
         name: str = "the result",
     ) -> None:
-        """Pass if ``got`` equals ``expected``; otherwise name the mistake it equals, if any.
+        """Pass if ``got`` equals ``expected``; otherwise name the mistake it equals, if any
+        (all of them, when several give the same numbers on these inputs).
 
         ``mistakes`` maps a mistake's key to a function computing what that mistake returns;
         they are only computed when the answer is wrong.
@@ -108,10 +109,17 @@ class Context:
             self.fail(f"{name} should be a torch.Tensor, got {type(got).__name__}", case)
         if got.shape == expected.shape and _close(got, expected, atol, rtol):
             return
+        matched = []
         for key, wrong in (mistakes or {}).items():
             candidate = wrong()
             if candidate.shape == got.shape and _close(got, candidate, atol, rtol):
-                self.fail(key, case)
+                matched.append(key)
+        if len(matched) == 1:
+            self.fail(matched[0], case)
+        if matched:  # different mistakes, the same numbers on these inputs: name them all
+            readings = "; OR ".join(self.ex.mistakes.get(key, key) for key in matched)
+            self.fail(f"one of {len(matched)} mistakes that give the same numbers here: "
+                      f"{readings}", case)
         if got.shape != expected.shape:
             self.fail(f"{name} has shape {tuple(got.shape)}; expected {tuple(expected.shape)}",
                       case)

@@ -20,6 +20,12 @@ __all__ = ["check_attention", "check_patchify", "check_window_partition"]
         "in patch-row y and patch-column x (rows first, as the image tensor stores them)",
         "pixels_transposed": "inside each patch the pixels are in (c, j, i) order: keep rows "
         "before columns, (c, i, j)",
+        "reshape_without_permute": "the patches were cut by a reshape alone: reshaping "
+        "(B, c, H, i, W, j) straight to (B, H, W, c*p*p) reads memory in the wrong order and "
+        "mixes pixels of different patches; permute to (B, H, W, c, i, j) before the last "
+        "reshape",
+        "unfold_not_transposed": "F.unfold gives (B, c*p*p, H*W), one COLUMN per patch: "
+        "transpose it to (B, H*W, c*p*p) before reshaping to (B, H, W, c*p*p)",
     },
 )
 def check_patchify(ctx: Context) -> int:
@@ -34,6 +40,10 @@ def check_patchify(ctx: Context) -> int:
             "channels_last_order": lambda six=six: six.permute(0, 2, 4, 3, 5, 1).flatten(3),
             "grid_transposed": lambda six=six: six.permute(0, 4, 2, 1, 3, 5).flatten(3),
             "pixels_transposed": lambda six=six: six.permute(0, 2, 4, 1, 5, 3).flatten(3),
+            "reshape_without_permute": lambda x=x, grid=(B, h // p, w // p): x.reshape(
+                *grid, -1),
+            "unfold_not_transposed": lambda x=x, p=p, grid=(B, h // p, w // p): F.unfold(
+                x, p, stride=p).reshape(*grid, -1),
         })
     return len(cases)
 
@@ -50,6 +60,11 @@ def check_patchify(ctx: Context) -> int:
         "F.pad(x, (0, 0, 0, pad_w, 0, pad_h)), so token (0, 0) stays the image's corner",
         "pad_full_window": "a grid that is already a multiple of S got a whole extra window of "
         "padding: use pad = (S - H % S) % S, which is 0 then",
+        "windows_column_major": "the windows come out column by column: order them row-major, "
+        "window (row, column) of the grid at index row * (Wp / S) + column -- permute to "
+        "(B, Hp/S, Wp/S, S, S, C), rows of windows first",
+        "returns_unpadded_size": "the second thing returned must be the PADDED size (Hp, Wp): "
+        "window_unpartition needs it to undo the padding; (H, W) is what it crops back to",
     },
 )
 def check_window_partition(ctx: Context) -> int:
@@ -66,6 +81,8 @@ def check_window_partition(ctx: Context) -> int:
         expected, expected_hw = window_partition(x, S)
         ctx.expect(windows, expected, case, mistakes=_partition_mistakes(x, S), name="windows")
         if tuple(int(v) for v in padded) != expected_hw:
+            if tuple(int(v) for v in padded) == shape[1:3]:
+                ctx.fail("returns_unpadded_size", case)
             ctx.fail(f"the padded size should be {expected_hw}, got {tuple(padded)}", case)
     return len(cases)
 
@@ -79,15 +96,16 @@ def _partition_mistakes(x: torch.Tensor, S: int) -> dict:
         pad = (0, 0, pw, 0, ph, 0) if top_left else (0, 0, 0, pw, 0, ph)
         return F.pad(x, pad)
 
-    def cut(xp: torch.Tensor) -> torch.Tensor:
+    def cut(xp: torch.Tensor, order: tuple[int, ...] = (0, 1, 3, 2, 4, 5)) -> torch.Tensor:
         Hp, Wp = xp.shape[1:3]
         xp = xp.reshape(B, Hp // S, S, Wp // S, S, C)
-        return xp.permute(0, 1, 3, 2, 4, 5).reshape(-1, S, S, C)
+        return xp.permute(*order).reshape(-1, S, S, C)
 
     return {
         "no_permute": lambda: padded().reshape(-1, S, S, C),
         "pad_front": lambda: cut(padded(top_left=True)),
         "pad_full_window": lambda: cut(padded(always=True)),
+        "windows_column_major": lambda: cut(padded(), order=(0, 3, 1, 2, 4, 5)),
     }
 
 
@@ -108,6 +126,15 @@ def _partition_mistakes(x: torch.Tensor, S: int) -> dict:
         "between query *rows* y and key rows y', rel_pos_w between columns x and x'",
         "no_rel_pos": "the relative position bias is missing: add q . R_h[y - y'] + "
         "q . R_w[x - x'] to the logits before the softmax",
+        "scale_by_c": "the logits are divided by c, the channels per head: the scale is "
+        "1 / sqrt(c) (dot products of c unit-variance terms have variance c, so their std is "
+        "sqrt(c)), c**-0.5",
+        "no_offset": "the table indices lack the offset: rel_pos has 2*size - 1 rows with offset "
+        "0 in the MIDDLE, so entry [i, j] is rel_pos[i - j + (size - 1)]; without the "
+        "+ (size - 1), negative offsets wrap around to the end of the table",
+        "bias_from_scaled_query": "the relative-position bias was built from the SCALED "
+        "queries: ViTDet (and SAM) scale only q k^T by 1 / sqrt(c) and compute q . R with the "
+        "unscaled q",
     },
 )
 def check_attention(ctx: Context) -> int:
@@ -128,6 +155,14 @@ def check_attention(ctx: Context) -> int:
             "offset_sign": lambda q=q, k=k, v=v, rh=rh, rw=rw, hw=(H, W): attention_logits(
                 q, k, rh.flip(0), rw.flip(0), hw).softmax(-1) @ v,
             "no_rel_pos": lambda qk=qk, v=v, c=c: (qk * c**-0.5).softmax(-1) @ v,
+            "scale_by_c": lambda logits=logits, qk=qk, v=v, c=c: (
+                logits - qk * c**-0.5 + qk / c).softmax(-1) @ v,
+            # i - j without the offset: negative indices count from the end, i.e. the table
+            # rolled by size - 1
+            "no_offset": lambda q=q, k=k, v=v, rh=rh, rw=rw, hw=(H, W): attention_logits(
+                q, k, rh.roll(hw[0] - 1, 0), rw.roll(hw[1] - 1, 0), hw).softmax(-1) @ v,
+            "bias_from_scaled_query": lambda logits=logits, qk=qk, v=v, c=c: (
+                qk * c**-0.5 + (logits - qk * c**-0.5) * c**-0.5).softmax(-1) @ v,
         }
         if H == W:  # swapping the tables only runs when they have the same length
             mistakes["axes_swapped"] = lambda q=q, k=k, v=v, rh=rh, rw=rw, hw=(H, W): (

@@ -1,6 +1,7 @@
 """Checks of lab 02 (positional encoding): Fourier features, point/box tokens, the mask encoder."""
 
 import copy
+import itertools
 import math
 
 import torch
@@ -24,9 +25,15 @@ LAB = "02_positional_encoding"
     "fourier_features", lab=LAB, points=2, what="fourier_features(coords, gaussian_matrix)",
     reference=("samteach.modeling.prompt_encoder.fourier_features",),
     mistakes={
+        # pi (2p - 1) = 2 pi (p - 0.5): these two mistakes give the same numbers; say both
+        "pi_or_half_centring": "one of two mistakes that give the same numbers: the factor is "
+        "pi instead of 2*pi, OR the positions were centred as p - 0.5 instead of 2p - 1 "
+        "(pi (2p - 1) = 2 pi (p - 0.5)). The angles are 2*pi * (2p - 1) @ G",
         "no_centring": "the positions are not centred: map p in [0, 1] to 2p - 1 in [-1, 1] "
-        "(not p, not p - 0.5) before multiplying by G, so the middle of the image is the origin "
-        "(SAM's pe_layer does this, and its trained weights expect it)",
+        "before multiplying by G, so the middle of the image is the origin (SAM's pe_layer "
+        "does this, and its trained weights expect it)",
+        "xy_swapped": "x and y are swapped: coords[..., 0] is x and multiplies the first row of "
+        "G, coords[..., 1] is y and the second row; (2 * coords - 1) @ G as it comes, no flip",
         "no_two_pi": "the factor 2*pi is missing: the angles are 2*pi * (2p - 1) @ G, so an "
         "entry g of G means g whole periods per unit of distance (Tancik et al.'s "
         "[sin(2 pi B v), cos(2 pi B v)])",
@@ -51,8 +58,9 @@ def check_fourier_features(ctx: Context) -> int:
         sin, cos = expected[..., :F], expected[..., F:]
         got = ctx.call(coords.clone(), G.clone(), case=case)
         ctx.expect(got, expected, case, mistakes={
-            "no_centring": lambda c=coords, G=G, got=got: nearest(
-                got, fourier_features((c + 1) / 2, G), fourier_features((c + 0.5) / 2, G)),
+            "pi_or_half_centring": lambda c=coords, G=G: fourier_features((c + 0.5) / 2, G),
+            "no_centring": lambda c=coords, G=G: fourier_features((c + 1) / 2, G),
+            "xy_swapped": lambda c=coords, G=G: fourier_features(c.flip(-1), G),
             "no_two_pi": lambda c=coords, G=G: fourier_features(c, G / (2 * math.pi)),
             "cos_first": lambda s=sin, c=cos: torch.cat([c, s], dim=-1),
             "interleaved": lambda s=sin, c=cos: torch.stack([s, c], dim=-1).flatten(-2),
@@ -149,6 +157,18 @@ def _point_mistakes(encoder: PromptEncoder, coords, labels, boxes, size, got) ->
         return nearest(got, torch.cat([reference[:, :n], pad, reference[:, n:]], dim=1),
                         torch.cat([reference, pad], dim=1))
 
+    def pad_label_zero() -> torch.Tensor:
+        if coords is None or boxes is not None:  # no pad token to get wrong
+            return reference
+        n = coords.shape[1]
+        new = kinds.clone()
+        new[:, n] = 0
+        with torch.no_grad():  # the pad point (0, 0) at its pixel centre, as a real click
+            pe = encoder.pe_layer.forward_with_coords(torch.full((B, 1, 2), 0.5), (S_h, S_w))
+        wrong = relabel(new).clone()
+        wrong[:, n] += pe[:, 0]
+        return wrong
+
     def flip(xy: torch.Tensor) -> torch.Tensor:
         return xy.flip(-1)
 
@@ -158,11 +178,15 @@ def _point_mistakes(encoder: PromptEncoder, coords, labels, boxes, size, got) ->
         "not_padded_frame": lambda: nearest(
             got, wrong_frame(w, h, resized, rboxes),
             wrong_frame(size[1], size[0], coords, boxes)),
-        "no_resize": lambda: _tokens(encoder, coords, labels, boxes, size, resize=False),
+
         "pad_keeps_position": lambda: nearest(got, pad_keeps_position(0.0),
                                                pad_keeps_position(0.5)),
         "label_offset": lambda: relabel(kinds - 1),
         "box_corner_labels": corner_labels,
+        "boxes_not_resized": lambda: _tokens(encoder, resized, labels, boxes, size,
+                                             resize=False),
+        "no_resize": lambda: _tokens(encoder, coords, labels, boxes, size, resize=False),
+        "pad_label_zero": pad_label_zero,
         "pad_rule": pad_rule,
     }
 
@@ -203,6 +227,11 @@ def _clone(t: torch.Tensor | None) -> torch.Tensor | None:
         "corner (x1, y1) a token labelled 3 (point_embeddings[3])",
         "pad_rule": "the pad token follows SAM's rule: append exactly one (label -1) token after "
         "the points when there is NO box, and none when there is a box",
+        "boxes_not_resized": "the clicks were resized into the model's frame but the boxes were "
+        "not: boxes come in the original image's pixels too -- "
+        "ResizeLongestSide(S).apply_boxes_torch(boxes, original_size)",
+        "pad_label_zero": "the pad token was labelled 0, a background click at (0, 0): it is "
+        "'not a point', label -1, so it gets not_a_point_embed and no positional encoding",
     },
 )
 def check_embed_points(ctx: Context) -> int:
@@ -257,6 +286,12 @@ def _reference_downscaling(mask_in_chans: int, embed_dim: int, seed: int) -> nn.
 def _diagnose_structure(ctx: Context, net: nn.Module, reference: nn.Sequential, case: str) -> None:
     mask_in_chans = reference[3].out_channels
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    layers = list(net.children())
+    if any(isinstance(a, nn.GELU) and "Norm" in type(b).__name__
+           for a, b in itertools.pairwise(layers)):
+        ctx.fail("norm_after_gelu", case)
+    if len(convs) == 2 and convs[-1].out_channels == mask_in_chans:
+        ctx.fail("no_final_conv", case)
     if any(4 in tuple(c.stride) or 4 in tuple(c.kernel_size) for c in convs):
         ctx.fail("one_stride4_conv", case)
     if any(isinstance(m, nn.LayerNorm) for m in net.modules()):
@@ -297,6 +332,12 @@ def _diagnose_structure(ctx: Context, net: nn.Module, reference: nn.Sequential, 
         "C channels",
         "channels": "the first conv should output mask_in_chans // 4 channels (4 for SAM) and "
         "the second mask_in_chans (16); the final 1x1 conv maps them to embed_dim",
+        "no_final_conv": "the last layer is missing: after the second LayerNorm2d and GELU a "
+        "1x1 conv maps the mask_in_chans channels to embed_dim, the width of the image "
+        "embedding the dense prompt is added to (position 6 of the Sequential)",
+        "norm_after_gelu": "LayerNorm2d and GELU are in the wrong order: each stride-2 conv is "
+        "followed by LayerNorm2d THEN GELU (conv, norm, activation, as in the image encoder's "
+        "neck)",
     },
 )
 def check_build_mask_downscaling(ctx: Context) -> int:

@@ -35,7 +35,7 @@ def _seeded(make: Callable[[], nn.Module], seed: int) -> nn.Module:
 
 def _attend(layer: Attention, q, k, v, heads: int | None = None, scale: float | None = None,
             softmax_dim: int = -1, split_by_reshape: bool = False,
-            merge_by_reshape: bool = False) -> torch.Tensor:
+            merge_by_reshape: bool = False, project_out: bool = True) -> torch.Tensor:
     """``layer``'s attention with a chosen head count, scale, softmax axis or head reshuffling
     (for mistakes; the defaults compute it right)."""
     heads = heads or layer.num_heads
@@ -48,7 +48,7 @@ def _attend(layer: Attention, q, k, v, heads: int | None = None, scale: float | 
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     out = (q @ k.transpose(-2, -1) * scale).softmax(softmax_dim) @ v  # (B, h, n, c)
     out = out.reshape(B, n, -1) if merge_by_reshape else out.transpose(1, 2).flatten(2)
-    return layer.out_proj(out)  # (B, n, C)
+    return layer.out_proj(out) if project_out else out  # (B, n, C)
 
 
 @exercise(
@@ -74,6 +74,11 @@ def _attend(layer: Attention, q, k, v, heads: int | None = None, scale: float | 
         "head_width_full": "the heads have C / num_heads channels, as if the projections kept the "
         "full width: after q_proj the width is C / downsample_rate (layer.internal_dim), so each "
         "of the num_heads heads has c = internal_dim / num_heads channels",
+        "scale_by_c": "the logits are divided by c, the channels per head: the scale is "
+        "1 / sqrt(c) -- q . k sums c products, so its spread grows like sqrt(c)",
+        "no_out_proj": "the output projection is missing: the heads' merged output "
+        "(B, n, C/r) goes through layer.out_proj back to the width C, which the residual and "
+        "the next layer expect",
     },
 )
 def check_downsampled_attention(ctx: Context) -> int:
@@ -95,6 +100,8 @@ def check_downsampled_attention(ctx: Context) -> int:
                 "scale_full_width": lambda a=a, got=got, C=C, width=width: nearest(got, *[
                     lambda: _attend(*a, scale=width**-0.5), lambda: _attend(*a, scale=C**-0.5)]),
                 "no_scale": lambda a=a: _attend(*a, scale=1.0),
+                "scale_by_c": lambda a=a, c=c: _attend(*a, scale=1 / c),
+                "no_out_proj": lambda a=a: _attend(*a, project_out=False),
                 "heads_not_separated": lambda a=a, got=got, c=c: nearest(got, *[
                     lambda: _attend(*a, heads=1), lambda: _attend(*a, heads=1, scale=c**-0.5)]),
                 "heads_reshaped": lambda a=a, got=got: nearest(got, *[
@@ -115,8 +122,17 @@ def check_downsampled_attention(ctx: Context) -> int:
 def _block(block: TwoWayAttentionBlock, queries, keys, query_pe, key_pe, *,
            first_residual: bool = False, ignore_skip: bool = False, self_residual: bool = True,
            self_pe: bool = True, pe_values: tuple[str, ...] = (), step4: str = "fresh",
-           step4_pe: tuple[str, ...] = ("q", "k")) -> tuple[torch.Tensor, torch.Tensor]:
-    """The block's forward with one thing done wrong (the defaults do it right)."""
+           step4_pe: tuple[str, ...] = ("q", "k"), step4_updates: str = "image",
+           norm_late: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+    """The block's forward with one thing done wrong (the defaults do it right).
+
+    ``norm_late``: the step ("t2i", "mlp" or "i2t") whose norm is applied to the update before
+    the residual, x + norm(f(x)), instead of norm(x + f(x)).
+    """
+
+    def add_norm(x, update, norm, step):
+        return x + norm(update) if norm_late == step else norm(x + update)
+
     if block.skip_first_layer_pe and not ignore_skip:
         attended = block.self_attn(queries, queries, queries)
         queries = queries + attended if first_residual else attended
@@ -127,17 +143,19 @@ def _block(block: TwoWayAttentionBlock, queries, keys, query_pe, key_pe, *,
     queries = block.norm1(queries)
     q, k = queries + query_pe, keys + key_pe
     stale = q  # step 2's queries, before the token->image update and the MLP
-    queries = block.norm2(queries + block.cross_attn_token_to_image(
-        q, k, k if "t2i" in pe_values else keys))
+    queries = add_norm(queries, block.cross_attn_token_to_image(
+        q, k, k if "t2i" in pe_values else keys), block.norm2, "t2i")
     before_mlp = queries + query_pe
-    queries = block.norm3(queries + block.mlp(queries))
+    queries = add_norm(queries, block.mlp(queries), block.norm3, "mlp")
     q = {"fresh": queries + query_pe, "stale": stale, "before_mlp": before_mlp}[step4]
     if "q" not in step4_pe:
         q = queries
     if "k" not in step4_pe:
         k = keys
-    keys = block.norm4(keys + block.cross_attn_image_to_token(
-        k, q, q if "i2t" in pe_values else queries))
+    if step4_updates == "tokens":  # step 4 written as another token update: the image stays
+        return block.norm4(queries + block.cross_attn_image_to_token(q, k, keys)), keys
+    keys = add_norm(keys, block.cross_attn_image_to_token(
+        k, q, q if "i2t" in pe_values else queries), block.norm4, "i2t")
     return queries, keys
 
 
@@ -162,6 +180,8 @@ def _block_mistakes(args: tuple, got: torch.Tensor, part: int) -> dict:
             ("t2i",), ("i2t",), ("self",), ("t2i", "i2t"), ("self", "t2i", "i2t")))),
         "stale_queries": ways({"step4": "stale"}, {"step4": "before_mlp"}),
         "image_step_no_pe": ways({"step4_pe": ("k",)}, {"step4_pe": ("q",)}, {"step4_pe": ()}),
+        "image_step_updates_tokens": ways({"step4_updates": "tokens"}),
+        "norm_before_residual": ways(*({"norm_late": step} for step in ("t2i", "mlp", "i2t"))),
     }
 
 
@@ -190,6 +210,12 @@ def _block_mistakes(args: tuple, got: torch.Tensor, part: int) -> dict:
         "image_step_no_pe": "the image->token attention (step 4) lacks positional encodings: its "
         "queries are the image tokens with key_pe, its keys the prompt tokens with query_pe: "
         "cross_attn_image_to_token(keys + key_pe, queries + query_pe, queries)",
+        "image_step_updates_tokens": "step 4 updated the tokens again instead of the image: in "
+        "the image->token attention the IMAGE tokens are the queries and get the residual and "
+        "norm4, keys = norm4(keys + cross_attn_image_to_token(keys + key_pe, queries + "
+        "query_pe, queries)); the tokens were already updated in steps 2 and 3",
+        "norm_before_residual": "a layer norm sits before the residual, x + norm(f(x)): SAM's "
+        "two-way blocks are post-norm, x = norm(x + f(x)), in every step (norm1..norm4)",
     },
 )
 def check_two_way_block(ctx: Context) -> int:
@@ -240,6 +266,11 @@ def check_two_way_block(ctx: Context) -> int:
         "reshape_not_permute": "upscaled (B, C', 4H, 4W) was reshaped straight to "
         "(B, 4H*4W, C'), which mixes channels and pixels: use upscaled.flatten(2), (B, C', 4H*4W), "
         "and multiply (B, M, C') @ (B, C', 4H*4W) -- or permute the channels last first",
+        "last_tokens": "the last M tokens were taken as the mask tokens: those are the prompt "
+        "tokens; the decoder puts the IoU token first and the M mask tokens right after it, "
+        "hs[:, 1 : 1 + M]",
+        "sigmoid": "a sigmoid was applied: the decoder returns mask LOGITS (the predictor "
+        "thresholds them at 0, the loss takes logits); return the dot products as they are",
     },
 )
 def check_hypernetwork_masks(ctx: Context) -> int:
@@ -267,6 +298,9 @@ def check_hypernetwork_masks(ctx: Context) -> int:
                     lambda: e.flatten(2).unflatten(2, (w, h)), lambda: e.transpose(-2, -1)]),
                 "reshape_not_permute": lambda t=tokens, u=upscaled, mlps=mlps, B=B, h=h, w=w:
                     hypernetwork_masks(t, u.reshape(B, h, w, -1).permute(0, 3, 1, 2), mlps),
+                "last_tokens": lambda hs=hs, u=upscaled, mlps=mlps, M=M: hypernetwork_masks(
+                    hs[:, -M:], u, mlps),
+                "sigmoid": lambda e=expected: e.sigmoid(),
             }
             ctx.expect(got, expected, case, mistakes=mistakes, name="the mask logits")
     return len(cases)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..training import losses, next_round_prompts
-from ..training.samplers import jitter_boxes, mask_to_box
+from ..training.samplers import append_clicks, jitter_boxes, mask_to_box, sample_error_clicks
 from ._core import Context, exercise, seeded_generator
 
 __all__ = ["check_error_click", "check_focal_loss", "check_next_round", "check_noisy_box",
@@ -40,6 +40,11 @@ def _rect(size: tuple[int, int], x0: int, y0: int, x1: int, y1: int) -> torch.Te
         "(masks.any(dim=1) says which columns hold the object), y the row index",
         "no_image_clip": "the box leaves the image: clip x to [0, W - 1] and y to [0, H - 1] "
         "after adding the noise",
+        "no_tenth": "the shift is the side times the noise: the noise's standard deviation is "
+        "10% of the box side, shift = 0.1 * side * noise (then at most 20 px)",
+        "exclusive_corners": "x1 and y1 are one past the object (as in a slice): the box's "
+        "corners are the first and LAST pixel the object covers, inclusive -- a one-pixel "
+        "object has x0 == x1",
     },
 )
 def check_noisy_box(ctx: Context) -> int:
@@ -77,8 +82,20 @@ def check_noisy_box(ctx: Context) -> int:
                 b, n, hw, max_noise=float("inf")),
             "no_image_clip": lambda b=box, n=noise: b + (
                 0.1 * (b[:, 2:] - b[:, :2]).repeat(1, 2) * n).clamp(-20, 20),
+            "no_tenth": lambda b=box, n=noise, hw=(H, W): _shifted(b, n, hw, std=1.0),
+            "exclusive_corners": lambda b=box, n=noise, hw=(H, W): _shifted(
+                b + torch.tensor([0.0, 0.0, 1.0, 1.0]), n, hw),
         })
     return len(cases)
+
+
+def _shifted(box: torch.Tensor, noise: torch.Tensor, hw: tuple[int, int],
+             std: float = 0.1) -> torch.Tensor:
+    """The noisy box as the lab writes it (clipped, the pairs not reordered), for mistakes."""
+    H, W = hw
+    side = (box[:, 2:] - box[:, :2]).repeat(1, 2)
+    last = torch.tensor([W - 1, H - 1, W - 1, H - 1], dtype=torch.float32)
+    return (box + (std * side * noise).clamp(-20, 20)).clamp(min=0).minimum(last)
 
 
 # ----------------------------------------------------------------------------- error click
@@ -100,6 +117,11 @@ def check_noisy_box(ctx: Context) -> int:
         "region_coin_flip": "FN and FP are chosen with equal odds, whatever their sizes: draw "
         "one pixel uniformly from the union FN | FP, so each region is clicked in proportion "
         "to its area",
+        "ignores_generator": "two calls with generators of the same seed gave different clicks: "
+        "draw all randomness from `generator` (e.g. torch.multinomial(..., "
+        "generator=generator)), so a training run can be repeated exactly",
+        "no_padding": "where the prediction is perfect there is nothing to correct: return the "
+        "padding click, point (0, 0) with label -1 (the prompt encoder gives it no position)",
     },
 )
 def check_error_click(ctx: Context) -> int:
@@ -116,9 +138,7 @@ def check_error_click(ctx: Context) -> int:
     many = pred.expand(n, H, W), gt.expand(n, H, W)
     points, labels = _clicks(ctx, *many, seeded_generator(0), case)
     if not _same_clicks((points, labels), _clicks(ctx, *many, seeded_generator(0), case)):
-        ctx.fail("two calls with generators of the same seed gave different clicks: draw all "
-                 "randomness from `generator` (e.g. torch.multinomial(..., generator=generator))",
-                 case)
+        ctx.fail("ignores_generator", case)
     _where_clicks_land(ctx, points, labels, fn, fp, case)
     share_fn = (labels == 1).float().mean().item()  # expected 3 / 19 = 0.158 (std 0.004)
     if share_fn > 0.95:
@@ -152,8 +172,7 @@ def check_error_click(ctx: Context) -> int:
     batch_pred = torch.stack([gt, gt & ~fn, _rect((H, W), 6, 0, 10, 7)])
     points, labels = _clicks(ctx, batch_pred, batch_gt, seeded_generator(3), case)
     if labels[0] != -1 or points[0].abs().sum() != 0:
-        ctx.fail("where the prediction is perfect there is nothing to correct: return the "
-                 "padding click, point (0, 0) with label -1", case)
+        ctx.fail("no_padding", case)
     _where_clicks_land(ctx, points[1:], labels[1:], (batch_gt & ~batch_pred)[1:],
                        (~batch_gt & batch_pred)[1:], case)
     if labels[1] != 1 or labels[2] != 0:
@@ -234,6 +253,11 @@ def _on_errors(points: torch.Tensor, error: torch.Tensor, H: int, W: int) -> boo
         "not_detached": "the fed-back logits still carry gradient: .detach() them, so no "
         "gradient flows from one round into the previous one (SAM App. A treats the previous "
         "mask as a given prompt)",
+        "nearest_upsampling": "the click was drawn on a mask upsampled with 'nearest': the user "
+        "sees (and the loss scores) the logits upsampled bilinearly (align_corners=False), "
+        "then thresholded at 0 -- draw the click where THAT mask is wrong",
+        "threshold_half": "the upsampled logits were thresholded at 0.5: they are logits, not "
+        "probabilities; a mask is logits > 0 (probability > 0.5)",
     },
 )
 def check_next_round(ctx: Context) -> int:
@@ -272,11 +296,25 @@ def check_next_round(ctx: Context) -> int:
             "argmin": lambda r=rows, x=low_res, s=iou_pred: x[r, s.argmin(1)][:, None],
             "always_first": lambda x=low_res: x[:, :1],
         })
+        args = (points, labels, exp_mask, gt, 100 + i)
         ctx.expect(new_points, exp_points, case, name="the points (the new click: sample it "
                    "with sample_error_clicks(pred, gt, generator) on the fed-back mask upsampled "
-                   "to gt's size (bilinear, align_corners=False) and thresholded at 0)")
+                   "to gt's size (bilinear, align_corners=False) and thresholded at 0)",
+                   mistakes={"nearest_upsampling": lambda a=args: _clicked(*a, mode="nearest"),
+                             "threshold_half": lambda a=args: _clicked(*a, threshold=0.5)})
         ctx.expect(new_labels, exp_labels, case, name="the labels")
     return len(cases)
+
+
+def _clicked(points, labels, mask_input, gt, seed: int, mode: str = "bilinear",
+             threshold: float = 0.0) -> torch.Tensor:
+    """The next round's points when the click is drawn on ``mask_input`` upsampled with
+    ``mode`` and thresholded at ``threshold`` (for naming a mistake)."""
+    size = gt.shape[-2:]
+    up = F.interpolate(mask_input, size=size, mode=mode) if mode == "nearest" else \
+        F.interpolate(mask_input, size=size, mode=mode, align_corners=False)
+    click, label = sample_error_clicks(up[:, 0] > threshold, gt, seeded_generator(seed))
+    return append_clicks(points, labels, click, label)[0]
 
 
 # ------------------------------------------------------------------------------ focal loss
@@ -294,6 +332,12 @@ def check_next_round(ctx: Context) -> int:
         "(1 - t), i.e. 0.25 on object pixels (t = 1) and 0.75 on background",
         "sum_pixels": "the loss is summed over pixels: average it over the H x W pixels "
         "(.mean over the last two dims), so its size does not grow with the mask's",
+        "gamma_on_p": "the modulating factor uses p, the probability of the OBJECT: it must use "
+        "p_t, the probability given to the right answer (p on object pixels, 1 - p on "
+        "background), (1 - p_t) ** gamma",
+        "mean_all": "the loss was averaged over everything into one number: return one value per "
+        "mask, shape (...), the mean over its H x W pixels only (the caller picks and weighs "
+        "masks)",
     },
 )
 def check_focal_loss(ctx: Context) -> int:
@@ -316,8 +360,18 @@ def check_focal_loss(ctx: Context) -> int:
                            x, t, alpha=0.75),
                        "sum_pixels": lambda x=logits, t=targets: losses.focal_loss(x, t) * (
                            x.shape[-1] * x.shape[-2]),
+                       "gamma_on_p": lambda x=logits, t=targets: _focal_on_p(x, t),
+                       "mean_all": lambda x=logits, t=targets: losses.focal_loss(x, t).mean(),
                    })
     return len(cases)
+
+
+def _focal_on_p(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The focal loss with (1 - p) ** gamma, p the object's probability, for every pixel."""
+    t = targets.to(logits.dtype)
+    ce = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
+    alpha_t = 0.25 * t + 0.75 * (1 - t)
+    return (alpha_t * (1 - torch.sigmoid(logits)) ** 2 * ce).flatten(-2).mean(-1)
 
 
 # -------------------------------------------------------------------------------- sam loss
@@ -340,6 +394,10 @@ def check_focal_loss(ctx: Context) -> int:
         "mask (logits > 0; losses.mask_iou), a plain number with no gradient",
         "iou_target_soft": "the IoU target is a soft IoU of sigmoid probabilities: SAM regresses "
         "the IoU of the thresholded mask, logits > 0 against targets > 0.5 (losses.mask_iou)",
+        "no_focal_weight": "the focal term lost its weight: SAM's mask loss is 20 * focal + "
+        "dice (the focal loss is small per pixel; the 20:1 ratio is the paper's)",
+        "iou_l1": "the IoU head's loss is an L1 loss: SAM uses the mean-square error between "
+        "the predicted and the actual IoU, F.mse_loss",
     },
 )
 def check_sam_loss(ctx: Context) -> int:
@@ -377,6 +435,9 @@ def check_sam_loss(ctx: Context) -> int:
                 x, s, t, focal_weight=1.0, dice_weight=20.0)["loss"],
             "iou_only_best": lambda x=logits, s=iou_pred, t=targets: _variant(
                 x, s, t, iou_on="best"),
+            "no_focal_weight": lambda x=logits, s=iou_pred, t=targets: losses.sam_loss(
+                x, s, t, focal_weight=1.0)["loss"],
+            "iou_l1": lambda x=logits, s=iou_pred, t=targets: _variant(x, s, t, iou_loss="l1"),
         })
         if not got.requires_grad:
             ctx.fail("the loss carries no gradient: build it from the logits and iou_pred "
@@ -396,7 +457,8 @@ def _per_mask(logits, targets):
     return 20 * losses.focal_loss(logits, targets) + losses.dice_loss(logits, targets)  # (P, M)
 
 
-def _variant(logits, iou_pred, targets, reduce: str = "min", iou_on: str = "all"):
+def _variant(logits, iou_pred, targets, reduce: str = "min", iou_on: str = "all",
+             iou_loss: str = "mse"):
     """SAM's loss with one piece done another way (for naming a mistake)."""
     per_mask = _per_mask(logits, targets)
     best = per_mask.argmin(dim=1)
@@ -405,7 +467,8 @@ def _variant(logits, iou_pred, targets, reduce: str = "min", iou_on: str = "all"
     actual = losses.mask_iou(logits, targets[:, None].expand_as(logits))
     if iou_on == "best":
         return mask_term + F.mse_loss(iou_pred[rows, best], actual[rows, best])
-    return mask_term + F.mse_loss(iou_pred, actual)
+    regress = F.l1_loss if iou_loss == "l1" else F.mse_loss
+    return mask_term + regress(iou_pred, actual)
 
 
 def _soft_iou_variant(logits, iou_pred, targets, detach: bool):

@@ -32,6 +32,9 @@ def _stability_mistakes(x: torch.Tensor, t: float, off: float) -> dict:
                                                  ratio(x > t, x > t - off)),
         "no_threshold": no_threshold,
         "sum_all": lambda got: lambda: (x > t + off).sum() / (x > t - off).sum(),
+        "sigmoid_first": lambda got: lambda: ratio(x.sigmoid() > t + off, x.sigmoid() > t - off),
+        "union_as_sum": lambda got: lambda: _counts(x > t + off) / (
+            _counts(x > t + off) + _counts(x > t - off)),
     }
 
 
@@ -53,6 +56,12 @@ def _stability_mistakes(x: torch.Tensor, t: float, off: float) -> dict:
         "sum_all": "you summed over everything and got one number for the whole batch: count "
         "the pixels of each mask over its last two dims, .sum(dim=(-2, -1)), so (..., H, W) "
         "logits give (...) scores",
+        "sigmoid_first": "the thresholds were applied to sigmoid probabilities: mask_threshold "
+        "and the offset are in LOGIT units (SAM's mask is logits > 0), so compare the logits "
+        "themselves",
+        "union_as_sum": "the union was taken as |A| + |B|: that counts the intersection twice. "
+        "Here the strict mask lies inside the loose one, so the union IS the loose mask and "
+        "IoU = |strict| / |loose|",
     },
 )
 def check_stability_score(ctx: Context) -> int:
@@ -94,9 +103,12 @@ def _suppress_all(boxes: torch.Tensor, scores: torch.Tensor, t: float) -> torch.
 
 
 def _greedy(boxes: torch.Tensor, scores: torch.Tensor, t: float, ascending: bool = False,
-            ge: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+            ge: bool = False, below: bool = False,
+            unsorted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Variants of the greedy loop -> (kept indices, their positions in the visiting order)."""
     order = torch.argsort(scores, descending=not ascending, stable=True)
+    if unsorted:  # boxes visited in the order they come
+        order = torch.arange(len(scores))
     iou = box_iou(boxes[order], boxes[order])
     suppressed = torch.zeros(len(order), dtype=torch.bool)
     kept = []
@@ -104,7 +116,7 @@ def _greedy(boxes: torch.Tensor, scores: torch.Tensor, t: float, ascending: bool
         if suppressed[i]:
             continue
         kept.append(i)
-        suppressed |= (iou[i] >= t) if ge else (iou[i] > t)
+        suppressed |= (iou[i] < t) if below else (iou[i] >= t) if ge else (iou[i] > t)
     positions = torch.tensor(kept, dtype=torch.long)
     return order[positions], positions
 
@@ -118,6 +130,8 @@ def _nms_mistakes(boxes: torch.Tensor, scores: torch.Tensor, t: float) -> dict:
         "order_positions": lambda: positions,
         "original_order": lambda: keep.sort().values,
         "bool_mask": lambda: torch.zeros(len(boxes), dtype=torch.bool).index_fill(0, keep, True),
+        "threshold_inverted": lambda: _greedy(boxes, scores, t, below=True)[0],
+        "unsorted": lambda: _greedy(boxes, scores, t, unsorted=True)[0],
     }
 
 
@@ -149,6 +163,11 @@ def _random_boxes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         "first, in the order the greedy loop keeps them",
         "bool_mask": "you returned a boolean mask over the boxes: return the (K,) int64 indices "
         "of the kept boxes, best score first (like torchvision.ops.nms)",
+        "threshold_inverted": "the test is the wrong way round: a box is suppressed when a kept "
+        "box overlaps it MORE than iou_threshold (iou > iou_threshold), not less",
+        "unsorted": "the boxes are visited in the order they come: visit them from the best "
+        "score down (torch.argsort(scores, descending=True, stable=True)), so a box can only "
+        "be suppressed by a better one",
     },
 )
 def check_nms(ctx: Context) -> int:

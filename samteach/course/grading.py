@@ -20,12 +20,13 @@ SUBMISSIONS holds one folder per student with their lab notebooks
    with samteach's own solution scores 0 on that exercise and is *flagged*: the gradebook's
    ``flagged`` column says what was detected.
 
-Results: GRADES/gradebook.csv (student x exercise -> points, total, flagged) and
-GRADES/feedback/STUDENT.txt, each written whole or not at all; each notebook's run leaves its
-errors in GRADES/work/STUDENT/LAB.log. A notebook that cannot be read, hangs or crashes costs its
-own points only; the run always goes on. If no grading process can run at all (a broken
-environment), every check gets that error as feedback and ``Gradebook.failure`` says why (the
-command then exits with status 1).
+Results: GRADES/gradebook.csv (student x exercise -> points, total, flagged),
+GRADES/feedback/STUDENT.txt and GRADES/report.md (with report.png: how each exercise went, the
+most common reason for a 0, who was flagged and why), each written whole or not at all; each
+notebook's run leaves its errors in GRADES/work/STUDENT/LAB.log. A notebook that cannot be read,
+hangs or crashes costs its own points only; the run always goes on. If no grading process can
+run at all (a broken environment), every check gets that error as feedback and
+``Gradebook.failure`` says why (the command then exits with status 1).
 """
 
 import csv
@@ -44,8 +45,10 @@ import nbformat
 
 from ..checks import EXERCISES
 from ..utils.arguments import validate_int, validate_number
-from ..utils.files import write_text_atomic
+from ..utils.files import atomic_write, write_text_atomic
 from .labs import LABS
+
+_NO_SUBMISSION = "no submission"
 
 
 @dataclass
@@ -158,8 +161,11 @@ def grade_folder(submissions: Path, out: Path, timeout: float = 120.0,
             if path is not None:
                 jobs.append((student, lab, path))
     parallel = (os.cpu_count() or 1) if workers == "auto" else workers
+    # The cores shared out: torch in each process would otherwise start a thread per core,
+    # and `parallel` processes would oversubscribe them several times over.
+    threads = str(max(1, (os.cpu_count() or 1) // parallel))
     with ThreadPoolExecutor(max_workers=parallel) as pool:
-        runs = list(pool.map(lambda job: _replay(job[2], timeout), jobs))
+        runs = list(pool.map(lambda job: _replay(job[2], timeout, threads), jobs))
     if jobs and all(results is None for results, _ in runs):
         book.failure = runs[0][1]  # nothing ran at all: the environment, not the students
     for (student, lab, _), (results, error) in zip(jobs, runs, strict=True):
@@ -184,7 +190,7 @@ def _prepare(student: str, lab: str, path: Path | None, work: Path,
     names = _lab_exercises(lab)
     if path is None:
         for name in names:
-            book.set(student, name, 0, "no submission")
+            book.set(student, name, 0, _NO_SUBMISSION)
         return None
     try:
         submitted = nbformat.read(path, as_version=4)
@@ -204,7 +210,7 @@ def _safe(student: str) -> str:
     return re.sub(r"[^\w.-]", "_", student) or "student"
 
 
-def _replay(notebook: Path, timeout: float) -> tuple[dict | None, str]:
+def _replay(notebook: Path, timeout: float, threads: str = "1") -> tuple[dict | None, str]:
     """Grade one restored notebook in its own process (:mod:`samteach.course.replay`):
     exercise -> verdict, or None and why the process gave none. Its stderr goes to a .log
     beside the notebook."""
@@ -213,7 +219,8 @@ def _replay(notebook: Path, timeout: float) -> tuple[dict | None, str]:
     nonce = secrets.token_hex(16)  # the verdicts must carry it: printed lines cannot
     command = [sys.executable, "-m", "samteach.course.replay", str(notebook), "--timeout",
                str(timeout)]
-    env = {**os.environ, "MPLBACKEND": "Agg"}
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, **os.environ,
+           "MPLBACKEND": "Agg"}  # a thread count the user set wins
     log = notebook.with_suffix(".log")
     try:
         with open(log, "w") as errors:
@@ -257,5 +264,87 @@ def _write(book: Gradebook, out: Path) -> None:
             got = book.points[student].get(name, 0)
             lab = EXERCISES[name].lab
             lines.append(f"{lab} / {name}: {got}/{best[name]} -- "
-                         f"{book.feedback[student].get(name, 'no submission')}")
+                         f"{book.feedback[student].get(name, _NO_SUBMISSION)}")
         write_text_atomic(feedback / f"{_safe(student)}.txt", "\n".join(lines) + "\n")
+    _report(book, out)
+
+
+def _report(book: Gradebook, out: Path) -> None:
+    """GRADES/report.md (+ report.png): the class at a glance -- how each exercise went, the
+    most common reason for a 0, who was flagged and why."""
+    students = sorted(book.points)
+    best = {name: EXERCISES[name].points for name in book.exercises}
+    counts = {}  # exercise -> {"passed", "failed", "missing", "flagged"}
+    reasons = {}  # exercise -> the most common reason for a 0 and how often
+    for name in book.exercises:
+        tally = dict.fromkeys(("passed", "failed", "missing", "flagged"), 0)
+        why: dict[str, int] = {}
+        for student in students:
+            message = book.feedback[student].get(name, _NO_SUBMISSION)
+            if name in book.flags.get(student, {}):
+                tally["flagged"] += 1
+            elif message == _NO_SUBMISSION:
+                tally["missing"] += 1
+            elif book.points[student].get(name, 0) == best[name]:
+                tally["passed"] += 1
+            else:
+                tally["failed"] += 1
+                general = re.sub(rf"^{name}( \[[^]]*\])?: ", "", message)  # without the case
+                why[general] = why.get(general, 0) + 1
+        counts[name] = tally
+        reasons[name] = max(why.items(), key=lambda item: item[1]) if why else None
+    _plot_report(book, counts, out / "report.png")
+    totals = sorted(book.total(s) for s in students)
+    lines = [f"# Grading report: {len(students)} students", ""]
+    if totals:
+        lines += [f"Total scores: mean {sum(totals) / len(totals):.1f}, median "
+                  f"{totals[len(totals) // 2]} of {sum(best.values())} points.", ""]
+    lines += ["![how each exercise went, and the totals](report.png)", "",
+              "| lab | exercise | points | passed | wrong | not submitted | flagged | most common "
+              "reason for a 0 |", "|---|---|---|---|---|---|---|---|"]
+    for name in book.exercises:
+        tally, reason = counts[name], reasons[name]
+        text = "" if reason is None else f"{reason[0]} ({reason[1]}x)".replace("|", "\\|")
+        lines.append(f"| {EXERCISES[name].lab} | {name} | {best[name]} | {tally['passed']} | "
+                     f"{tally['failed']} | {tally['missing']} | {tally['flagged']} | {text} |")
+    flagged = [(s, n, f) for s in students for n, f in book.flags.get(s, {}).items()]
+    lines += ["", f"## Flagged: {len(flagged)}", ""]
+    if flagged:
+        lines += ["| student | exercise | what was detected |", "|---|---|---|"]
+        lines += [f"| {s} | {n} | {f} |" for s, n, f in flagged]
+    else:
+        lines.append("No submission tried to change the checks or used samteach's solutions.")
+    if book.failure:
+        lines += ["", f"**The grading could not run:** {book.failure}"]
+    write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
+
+
+def _plot_report(book: Gradebook, counts: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = book.exercises
+    kinds = [("passed", "passed", "#4c9f70"), ("failed", "wrong", "#d9a441"),
+             ("missing", "not submitted", "#bbbbbb"), ("flagged", "flagged", "#c0392b")]
+    fig, (bars, hist) = plt.subplots(1, 2, figsize=(12, 0.35 * len(names) + 2),
+                                     gridspec_kw={"width_ratios": [2, 1]})
+    left = [0] * len(names)
+    for kind, label, colour in kinds:
+        values = [counts[name][kind] for name in names]
+        bars.barh(names, values, left=left, color=colour, label=label)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    bars.invert_yaxis()
+    bars.set_xlabel("students")
+    bars.set_title("each exercise")
+    bars.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=4, fontsize=8)
+    totals = [book.total(s) for s in book.points]
+    hist.hist(totals, bins=range(0, sum(EXERCISES[n].points for n in names) + 2),
+              color="#4c72b0")
+    hist.set_xlabel("total points")
+    hist.set_ylabel("students")
+    hist.set_title("totals")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)

@@ -12,6 +12,8 @@ PLANTED: dict[str, list[tuple[str, str, str]]] = {
          "out = (weights @ v).reshape(q.shape[0], q.shape[2], -1)"),
         ("head_width_full", "x.unflatten(-1, (h, -1))",
          "x.unflatten(-1, (-1, layer.embedding_dim // h))"),
+        ("scale_by_c", " / math.sqrt(c)", " / c"),
+        ("no_out_proj", "return layer.out_proj(out)", "return out"),
     ],
     "two_way_block": [
         ("first_layer_residual", "queries = block.self_attn(queries, queries, queries)",
@@ -25,6 +27,14 @@ PLANTED: dict[str, list[tuple[str, str, str]]] = {
          "    keys = block.norm4"),
         ("image_step_no_pe", "block.cross_attn_image_to_token(k, q, queries)",
          "block.cross_attn_image_to_token(keys, queries, queries)"),
+        ("image_step_updates_tokens",
+         "keys = block.norm4(keys + block.cross_attn_image_to_token(k, q, queries))",
+         "queries = block.norm4(queries + block.cross_attn_image_to_token(q, k, keys))"),
+        ("norm_before_residual",
+         "queries = block.norm2(queries + block.cross_attn_token_to_image(q, k, keys))",
+         "queries = queries + block.norm2(block.cross_attn_token_to_image(q, k, keys))"),
+        ("norm_before_residual", "queries = block.norm3(queries + block.mlp(queries))",
+         "queries = queries + block.norm3(block.mlp(queries))"),
     ],
     "hypernetwork_masks": [
         ("off_by_one", "hs[:, 1 : 1 + M]", "hs[:, :M]"),
@@ -32,5 +42,8 @@ PLANTED: dict[str, list[tuple[str, str, str]]] = {
         ("hw_transposed", "masks.unflatten(2, (h, w))", "masks.unflatten(2, (w, h))"),
         ("reshape_not_permute", "weights @ upscaled.flatten(2)",
          "(upscaled.reshape(B, h * w, c) @ weights.transpose(1, 2)).transpose(1, 2)"),
+        ("last_tokens", "hs[:, 1 : 1 + M]", "hs[:, -M:]"),
+        ("sigmoid", "return masks.unflatten(2, (h, w))",
+         "return masks.unflatten(2, (h, w)).sigmoid()"),
     ],
 }

@@ -13,6 +13,10 @@ PLANTED: dict[str, list[tuple[str, str, str]]] = {
          "torch.stack([y0, x0, y1, x1], dim=1)"),
         ("no_image_clip", "return (box + shift).clamp(min=0).minimum(last)",
          "return box + shift"),
+        ("no_tenth", "shift = (0.1 * side * noise).clamp(-20, 20)",
+         "shift = (side * noise).clamp(-20, 20)"),
+        ("exclusive_corners", "torch.stack([x0, y0, x1, y1], dim=1)",
+         "torch.stack([x0, y0, x1 + 1, y1 + 1], dim=1)"),
     ],
     "error_click": [
         ("labels_swapped", "labels = fn.flatten(1)[rows, index].long()",
@@ -24,6 +28,9 @@ PLANTED: dict[str, list[tuple[str, str, str]]] = {
         ("region_coin_flip", "error = (fn | fp).flatten(1).float()",
          "error = (fn / fn.sum((1, 2), keepdim=True).clamp(min=1)"
          " + fp / fp.sum((1, 2), keepdim=True).clamp(min=1)).flatten(1)"),
+        ("ignores_generator", "torch.multinomial(weights, 1, generator=generator)",
+         "torch.multinomial(weights, 1)"),
+        ("no_padding", "labels = torch.where(has_error, labels, -1)", "labels = labels"),
     ],
     "next_round": [
         ("argmin", "best = iou_pred.argmax(dim=1)", "best = iou_pred.argmin(dim=1)"),
@@ -32,6 +39,9 @@ PLANTED: dict[str, list[tuple[str, str, str]]] = {
         ("thresholded", "return points, labels, mask_input",
          "return points, labels, (mask_input > 0).float()"),
         ("not_detached", "low_res[rows, best][:, None].detach()", "low_res[rows, best][:, None]"),
+        ("nearest_upsampling", 'mode="bilinear",\n                         align_corners=False)',
+         'mode="nearest")'),
+        ("threshold_half", "align_corners=False)[:, 0] > 0", "align_corners=False)[:, 0] > 0.5"),
     ],
     "focal_loss": [
         ("no_gamma", "loss = alpha_t * (1 - p_t) ** gamma * ce", "loss = alpha_t * ce"),
@@ -39,6 +49,8 @@ PLANTED: dict[str, list[tuple[str, str, str]]] = {
         ("alpha_swapped", "alpha_t = alpha * t + (1 - alpha) * (1 - t)",
          "alpha_t = (1 - alpha) * t + alpha * (1 - t)"),
         ("sum_pixels", ".mean(dim=-1)", ".sum(dim=-1)"),
+        ("gamma_on_p", "(1 - p_t) ** gamma", "(1 - p) ** gamma"),
+        ("mean_all", "return loss.flatten(-2).mean(dim=-1)", "return loss.mean()"),
     ],
     "sam_loss": [
         ("mean_over_masks", "mask_loss = per_mask[rows, best].mean()",
@@ -53,5 +65,8 @@ PLANTED: dict[str, list[tuple[str, str, str]]] = {
          f"{_PROBS}actual_iou = {_SOFT}"),
         ("iou_target_soft", "actual_iou = losses.mask_iou(logits, targets)",
          f"{_PROBS}actual_iou = ({_SOFT}).detach()"),
+        ("no_focal_weight", "20 * losses.focal_loss(logits, targets)",
+         "losses.focal_loss(logits, targets)"),
+        ("iou_l1", "F.mse_loss(iou_pred, actual_iou)", "F.l1_loss(iou_pred, actual_iou)"),
     ],
 }

@@ -10,6 +10,12 @@ PLANTED: dict[str, list[tuple[str, str, str]]] = {
         ("no_threshold", "mask_logits > mask_threshold + offset", "mask_logits > offset"),
         ("sum_all", "strict.sum(dim=(-2, -1)) / loose.sum(dim=(-2, -1))",
          "strict.sum() / loose.sum()"),
+        ("sigmoid_first", "strict = mask_logits > mask_threshold + offset  # (..., H, W) the "
+         "smaller mask\n    loose = mask_logits > mask_threshold - offset",
+         "strict = mask_logits.sigmoid() > mask_threshold + offset\n"
+         "    loose = mask_logits.sigmoid() > mask_threshold - offset"),
+        ("union_as_sum", "return strict.sum(dim=(-2, -1)) / loose.sum(dim=(-2, -1))",
+         "return strict.sum(dim=(-2, -1)) / (strict.sum(dim=(-2, -1)) + loose.sum(dim=(-2, -1)))"),
     ],
     "nms": [
         ("ascending", "descending=True", "descending=False"),
@@ -22,5 +28,8 @@ PLANTED: dict[str, list[tuple[str, str, str]]] = {
         ("original_order", "return order[kept]", "return order[kept].sort().values"),
         ("bool_mask", "return order[kept]",
          "return torch.zeros(len(scores), dtype=torch.bool).index_fill(0, order[kept], True)"),
+        ("threshold_inverted", "iou[i] > iou_threshold", "iou[i] < iou_threshold"),
+        ("unsorted", "order = torch.argsort(scores, descending=True, stable=True)",
+         "order = torch.arange(len(scores))"),
     ],
 }
