@@ -1,6 +1,6 @@
 """The command-line tools fail like Unix tools: a bad flag or input prints one line ``error: ...``
-naming it, exit status 2, no traceback (``--debug`` shows one); and nothing runs before the
-settings are checked."""
+naming the flag as typed, exit status 2, no traceback (``--debug`` shows one); and nothing runs
+before the settings are checked."""
 
 import subprocess
 import sys
@@ -28,22 +28,26 @@ def folders(tmp_path):
 CASES = [  # (tool, arguments, what the line must name); {t} is a temporary folder
     (train_main, ["--steps", "x", "--out", "{t}/run"], "--steps"),
     (train_main, ["--steps", "2"], "--out"),
-    (train_main, ["--steps", "0", "--out", "{t}/run"], "max_steps"),
-    (train_main, ["--minutes", "-1", "--out", "{t}/run"], "minutes"),
-    (train_main, ["--steps", "2", "--eval-scenes", "0", "--out", "{t}/run"], "eval_scenes"),
-    (train_main, ["--steps", "2", "--eval-every", "-3", "--out", "{t}/run"], "eval_every"),
+    (train_main, ["--steps", "0", "--out", "{t}/run"], "--steps must be a positive int"),
+    (train_main, ["--minutes", "-1", "--out", "{t}/run"], "--minutes must be"),
+    (train_main, ["--steps", "2", "--eval-scenes", "0", "--out", "{t}/run"], "--eval-scenes must"),
+    (train_main, ["--steps", "2", "--eval-every", "-3", "--out", "{t}/run"], "--eval-every must"),
     (train_main, ["--steps", "2", "--preset", "vit_q", "--out", "{t}/run"], "vit_q"),
+    (train_main, ["--steps", "2", "--images", "0", "--out", "{t}/run"], "--images must"),
+    (train_main, ["--steps", "2", "--p-box", "1.5", "--out", "{t}/run"], "--p-box must be a share"),
     (train_main, ["--steps", "2", "--init", "nope", "--out", "{t}/run"], "init"),
     (evaluate_main, ["--pretrained", "nope"], "nope"),
     (evaluate_main, ["--checkpoint", "{t}/missing.safetensors"], "does not exist"),
-    (evaluate_main, ["--pretrained", "tiny", "--scenes", "0"], "scenes"),
+    (evaluate_main, ["--pretrained", "tiny", "--scenes", "0"], "--scenes must be a positive int"),
     (evaluate_main, ["--pretrained", "tiny", "--plot", "{t}/no/such/curve.png"], "--plot"),
     (course_main, ["bogus"], "bogus"),
     (course_main, ["grade", "{t}/missing", "--out", "{t}/grades"], "submissions"),
-    (course_main, ["grade", "{t}/subs", "--out", "{t}/grades", "--timeout", "-5"], "timeout"),
+    (course_main, ["grade", "{t}/subs", "--out", "{t}/grades", "--timeout", "-5"],
+     "--timeout must"),
     (course_main, ["grade", "{t}/subs", "--out", "{t}/a_file"], "is a file"),
-    (course_main, ["grade", "{t}/subs", "--out", "{t}/grades", "--workers", "0"], "workers"),
-    (course_main, ["grade", "{t}/subs", "--out", "{t}/grades", "--workers", "many"], "workers"),
+    (course_main, ["grade", "{t}/subs", "--out", "{t}/grades", "--workers", "0"], "--workers must"),
+    (course_main, ["grade", "{t}/subs", "--out", "{t}/grades", "--workers", "many"],
+     "--workers must"),
 ]
 
 

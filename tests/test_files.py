@@ -26,8 +26,16 @@ WRITERS = {
     "checkpoint": ("from samteach import build_sam; from samteach.checkpoint import "
                    "save_checkpoint; sam = build_sam('vit_b')",
                    "save_checkpoint(sam, {path!r})"),
-    "text (summary, gradebook)": ("from samteach.utils.files import write_text_atomic",
-                                  "write_text_atomic({path!r}, 'x' * 10_000_000)"),
+    "text (summary, gradebook, notebooks)": (
+        "from samteach.utils.files import write_text_atomic",
+        "write_text_atomic({path!r}, 'x' * 10_000_000)"),
+    # as Trainer writes state.pt, and as --ship copies a run's weights into samteach/weights
+    "run state (torch.save)": ("import torch; from samteach.training.trainer import _save_state",
+                               "_save_state({{'model': torch.zeros(10**7)}}, "
+                               "__import__('pathlib').Path({path!r}))"),
+    "shipped weights (a copy)": ("import shutil, os; from samteach.utils.files import "
+                                 "atomic_write; big = {path!r} + '.big'",
+                                 "atomic_write({path!r}, lambda tmp: shutil.copyfile(big, tmp))"),
 }
 
 
@@ -36,10 +44,13 @@ def test_a_write_cut_short_leaves_the_old_file(tmp_path, kind):
     path = tmp_path / "file"
     save_checkpoint(build_sam("tiny"), path)  # the previous file: small
     before = path.read_bytes()
+    big = tmp_path / "file.big"  # what the copy case copies (written before any limit)
+    big.write_bytes(bytes(len(before) * 4))
     setup, write = WRITERS[kind]
-    code = CHILD.format(limit=len(before) + 1000, setup=setup, write=write.format(path=str(path)))
+    code = CHILD.format(limit=len(before) + 1000, setup=setup.format(path=str(path)),
+                        write=write.format(path=str(path)))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
-    assert "failed:" in done.stdout and "File too large" in done.stdout, done.stderr  # cut short
+    assert "failed:" in done.stdout, done.stderr  # cut short, and an OSError (one error: line)
     assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["file"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "file.big"]  # no temporary

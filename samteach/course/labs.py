@@ -21,6 +21,8 @@ from pathlib import Path
 
 import nbformat
 
+from ..utils.files import write_text_atomic
+
 PACKAGE = Path(__file__).resolve().parents[1]  # samteach/
 ROOT = PACKAGE.parent  # the course's repository: solutions/, labs/
 SOLUTIONS = ROOT / "solutions"
@@ -91,7 +93,7 @@ def build_labs(names: list[str] | None = None) -> list[Path]:
     written = []
     for path in solution_paths(names):
         target = LABS / path.name
-        target.write_text(lab_text(path))
+        write_text_atomic(target, lab_text(path))
         written.append(target)
     return written
 
@@ -141,7 +143,7 @@ def refresh(names: list[str] | None = None) -> dict[str, float]:
         times[path.stem] = time.perf_counter() - start
         notebook.metadata.pop("widgets", None)  # widget state of tqdm bars: noise in the diff
         notebook.metadata["samteach"] = {"source_hash": source_hash(notebook)}
-        path.write_text(nbformat.writes(notebook) + "\n")
+        write_text_atomic(path, nbformat.writes(notebook) + "\n")  # the course's source
         build_labs([path.stem])
         print(f"{path.stem}: {times[path.stem]:.0f} s", flush=True)
     return times

@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> dict[str, EvaluationResult]:
     """The command line: print the tables of a checkpoint or a shipped model."""
     from ..build import build_sam
 
-    parser = ArgumentParser("python -m samteach.evaluate", __doc__)
+    parser = ArgumentParser("python -m samteach.evaluate", __doc__,
+                            aliases={"n_scenes": "--scenes"})
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a samteach .safetensors (or official .pth) file")
     source.add_argument("--pretrained", help="the name of shipped weights, e.g. tiny")

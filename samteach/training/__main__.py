@@ -25,7 +25,9 @@ __all__ = ["main", "parse_args"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = ArgumentParser("python -m samteach.train", __doc__)
+    p = ArgumentParser("python -m samteach.train", __doc__, aliases={
+        "max_steps": "--steps", "images_per_step": "--images", "masks_per_image": "--masks",
+        "warmup_steps": "--warmup", "n_scenes": "--eval-scenes"})
     p.add_argument("--preset", default="tiny")
     p.add_argument("--out", required=True, help="the run's folder")
     budget = p.add_mutually_exclusive_group(required=True)

@@ -308,7 +308,13 @@ class Trainer:
 
 
 def _save_state(state: dict, path: Path) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    def write(tmp: str) -> None:
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as err:  # torch's I/O failure (a full disk): an OSError to callers
+            raise OSError(f"could not write {path}: {err}") from None
+
+    atomic_write(path, write)
 
 
 # Parts a warm start may add to the model it continues: SAM 2's high-res path, whose
