@@ -3,6 +3,10 @@ submission stops the run."""
 
 import copy
 import csv
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -232,3 +236,23 @@ def test_a_grading_process_that_cannot_start_is_reported(tmp_path, monkeypatch):
     for name in NAMES:
         assert book.points["alice"][name] == 0
         assert "no-such-python" in book.feedback["alice"][name]
+
+
+def test_a_notebook_that_switches_gradients_off_is_still_graded_fairly(tmp_path):
+    """``torch.set_grad_enabled(False)`` at the top of a notebook (harmless for its own cells)
+    must not fail the loss checks, which need gradients: the grader turns them on to check."""
+    lab4 = "04_interactive_training"
+    notebook = restore_checks(read(ROOT / "solutions" / f"{lab4}.ipynb"),
+                              read(ROOT / "labs" / f"{lab4}.ipynb"))
+    notebook.cells.insert(0, nbformat.v4.new_code_cell("import torch\n"
+                                                       "torch.set_grad_enabled(False)\n"))
+    path = tmp_path / f"{lab4}.ipynb"
+    nbformat.write(notebook, path)
+    done = subprocess.run([sys.executable, "-m", "samteach.course.replay", str(path), "--timeout",
+                           "60"], input="n0nce\n", capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "MPLBACKEND": "Agg"})
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert results["nonce"] == "n0nce"
+    verdicts = results["results"]
+    assert verdicts["sam_loss"]["points"] == EXERCISES["sam_loss"].points, verdicts["sam_loss"]
+    assert all(v["points"] == EXERCISES[n].points for n, v in verdicts.items())

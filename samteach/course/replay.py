@@ -213,9 +213,12 @@ def grade_notebook(notebook, timeout: float) -> dict[str, dict]:
     """Run a restored submission (check cells as released) and grade each exercise:
     name -> {"points", "message", "flag" (what was detected, or "")}."""
     from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
 
     checks = {name: ex.check for name, ex in EXERCISES.items()}  # ours, held from the start
-    shell = InteractiveShell.instance()
+    config = Config()
+    config.HistoryManager.enabled = False  # no history database shared by parallel graders
+    shell = InteractiveShell.instance(config=config)
     guard = _ReferenceGuard()
     set_student_call_guard(guard)
     signal.signal(signal.SIGALRM, _on_alarm)
@@ -257,8 +260,8 @@ def _grade(name, source, check, shell, guard, watch, timeout, tampered) -> dict:
                 "message": f"the check cell raised {type(error).__name__}: {error}"}
     guard.arm(EXERCISES[name])
     verdict = {"points": 0, "flag": ""}
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
+    try:  # gradients on, as a fresh kernel has them (a notebook may have switched them off)
+        with contextlib.redirect_stdout(io.StringIO()), torch.enable_grad():
             _alarm(timeout)
             try:
                 check(student)
