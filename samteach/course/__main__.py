@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
                             "notebooks themselves named STUDENT__NN_name.ipynb")
     grade.add_argument("--out", type=Path, required=True, help="folder for the gradebook")
     grade.add_argument("--timeout", type=float, default=120.0, help="seconds per cell")
-    grade.add_argument("--workers", default="auto", help="pytest-xdist workers (default auto)")
+    grade.add_argument("--workers", default="auto",
+                       help="notebooks graded at once (default auto: one per core, at most 8)")
     args = parser.parse_args(argv)
     if args.command == "build-labs":
         for path in build_labs(args.names or None):

@@ -134,9 +134,9 @@ def grade_folder(submissions: Path, out: Path, timeout: float = 120.0,
                  workers: str | int = "auto") -> Gradebook:
     """Grade every student's labs in ``submissions``; write the gradebook and feedback.
 
-    ``timeout``: seconds per cell (> 0); ``workers``: pytest-xdist's number of processes, a
-    positive int or "auto". ``out`` may be relative, exist already, or lie inside
-    ``submissions`` (it is nobody's submission).
+    ``timeout``: seconds per cell (> 0); ``workers``: how many notebooks are graded at once,
+    a positive int or "auto" (one per core, at most 8). ``out`` may be relative, exist
+    already, or lie inside ``submissions`` (it is nobody's submission).
     """
     timeout = validate_number(timeout, "timeout", low=0, low_open=True)
     if workers != "auto":  # the command line hands over text
@@ -144,7 +144,7 @@ def grade_folder(submissions: Path, out: Path, timeout: float = 120.0,
             raise ValueError(f'workers must be a positive int or "auto"; got {workers!r}')
         workers = validate_int(int(workers) if isinstance(workers, str) else workers,
                                "workers", what=' (or "auto")')
-    # Absolute paths: the inner pytest runs in another folder.
+    # Absolute paths: each notebook's grading process runs in another folder.
     submissions, out = Path(submissions).resolve(), Path(out).resolve()
     if out.exists() and not out.is_dir():
         raise ValueError(f"out must be a folder for the gradebook; {out} is a file")
@@ -160,7 +160,8 @@ def grade_folder(submissions: Path, out: Path, timeout: float = 120.0,
             path = _prepare(student, lab, found[student].get(lab), work, book)
             if path is not None:
                 jobs.append((student, lab, path))
-    parallel = (os.cpu_count() or 1) if workers == "auto" else workers
+    # "auto": a process per core, at most 8 (each holds torch and a lab's tensors, ~0.5 GB)
+    parallel = min(os.cpu_count() or 1, 8) if workers == "auto" else workers
     # The cores shared out: torch in each process would otherwise start a thread per core,
     # and `parallel` processes would oversubscribe them several times over.
     threads = str(max(1, (os.cpu_count() or 1) // parallel))
