@@ -48,6 +48,7 @@ class Canvas:
         self.names: list[str] = []
         self.parents: list[int] = []  # per instance: the enclosing instance or -1
         self.depths: list[int] = []  # per instance: its level (0 object, 1 part, ...)
+        self.attributes: list[dict[str, str]] = []  # per instance: words for its captions
 
     def window(self, top: float, bottom: float, left: float, right: float):
         """Pixel slices of a box (clipped) and the pixel-centre coordinates inside it."""
@@ -65,7 +66,7 @@ class Canvas:
             color = color[mask]
         region[mask] = region[mask] * (1.0 - alpha) + color * alpha
 
-    def new_instance(self, name: str, parent: int = -1) -> int:
+    def new_instance(self, name: str, parent: int = -1, **attributes: str) -> int:
         depth = 0 if parent == -1 else self.depths[parent] + 1
         if depth >= len(self.layers):
             raise ValueError(f"this canvas nests {len(self.layers)} levels deep; {name!r} would "
@@ -73,6 +74,7 @@ class Canvas:
         self.names.append(name)
         self.parents.append(parent)
         self.depths.append(depth)
+        self.attributes.append(dict(attributes))
         return len(self.names) - 1
 
     def claim(self, where, mask: np.ndarray, index: int) -> None:
@@ -120,4 +122,5 @@ class Canvas:
             class_names=tuple(self.names[i] for i in kept),
             parents=tuple(kept.get(self.parents[i], -1) for i in kept),
             image_id=image_id,
+            attributes=tuple(self.attributes[i] for i in kept),
         )

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..utils.arguments import validate_int, validate_number
 from .canvas import Canvas, check_scene_args
+from .colors import color_name
 from .record import SegmentationRecord
 from .scenes import make_scene
 
@@ -320,7 +321,9 @@ def _draw_object(canvas, rng, centre, area: float, background, config):
     canvas.claim(where, mask, index)
     palette = _Palette.random(rng, near=background if rng.random() <
                               config.low_contrast_probability else None)
-    _fill_texture(canvas, rng, where, ys, xs, palette, mask, _alpha(rng), config.object_textures)
+    texture = _fill_texture(canvas, rng, where, ys, xs, palette, mask, _alpha(rng),
+                            config.object_textures)
+    _describe(canvas, index, texture, palette)
     return index
 
 
@@ -345,8 +348,17 @@ def _draw_part(canvas, rng, parent: int, background, config):
     canvas.claim(where, mask, index)
     palette = _Palette.random(rng, near=background if rng.random() <
                               config.low_contrast_probability else None)
-    _fill_texture(canvas, rng, where, ys, xs, palette, mask, _alpha(rng), config.object_textures)
+    texture = _fill_texture(canvas, rng, where, ys, xs, palette, mask, _alpha(rng),
+                            config.object_textures)
+    _describe(canvas, index, texture, palette)
     return index
+
+
+def _describe(canvas, index: int, texture: str, palette: "_Palette") -> None:
+    """What a caption can say of an object: its texture, and its colour where it has one."""
+    canvas.attributes[index]["texture"] = texture
+    if texture in ("flat", "gradient", "noise"):  # one colour dominates (the first)
+        canvas.attributes[index]["color"] = color_name(palette.first)
 
 
 def _alpha(rng) -> float:
@@ -372,16 +384,16 @@ class _Palette:
 
 
 def _fill_texture(canvas, rng, where, ys, xs, palette: _Palette, mask, alpha: float,
-                  allowed: tuple[str, ...] = TEXTURES) -> None:
-    """Paint ``mask`` with a random texture (one of ``allowed``) of ``palette``."""
+                  allowed: tuple[str, ...] = TEXTURES) -> str:
+    """Paint ``mask`` with a random texture (one of ``allowed``) of ``palette``; its name."""
     kind = _pick(rng, TEXTURES, allowed, _TEXTURE_ODDS)
     if kind == "flat":
         canvas.paint(where, mask, palette.first, alpha)
-        return
+        return kind
     if kind == "patch":  # a piece of a lab scene, as if cut out and pasted
         scene = make_scene(int(rng.integers(1 << 30)), (canvas.height, canvas.width))
         canvas.paint(where, mask, scene.image[where].astype(np.float32), alpha)
-        return
+        return kind
     c, s = (float(v) for v in _direction(rng.uniform(0, 4)))
     along, across = xs * c + ys * s, ys * c - xs * s  # (h, w) rotated coordinates
     period = float(rng.uniform(3.0, 0.25 * canvas.unit))
@@ -402,6 +414,7 @@ def _fill_texture(canvas, rng, where, ys, xs, palette: _Palette, mask, alpha: fl
     t = t[..., None] if t.ndim == 2 else t
     color = palette.first + (palette.second - palette.first) * t  # (h, w, 3)
     canvas.paint(where, mask, np.broadcast_to(color, (*mask.shape, 3)), alpha)
+    return kind
 
 
 def _value_noise(rng, ys, xs, cell: float) -> np.ndarray:

@@ -30,6 +30,9 @@ class SegmentationRecord:
         class_names: N names ("beaker", "liquid", ...), for plots and later text prompts.
         parents: N indices of the enclosing instance, or -1.
         image_id: where the record came from (file stem, seed, ...).
+        attributes: N dicts of what the generator knows of each instance beyond its class,
+            words a caption can use: {"color": "blue"}, {"texture": "striped"}, ... (empty for
+            datasets that do not say).
     """
 
     image: np.ndarray
@@ -37,6 +40,7 @@ class SegmentationRecord:
     class_names: tuple[str, ...]
     parents: tuple[int, ...] = field(default=())
     image_id: str = ""
+    attributes: tuple[dict[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
         if not isinstance(self.image, np.ndarray) or self.image.dtype != np.uint8 \
@@ -46,7 +50,10 @@ class SegmentationRecord:
         self.masks = validate_masks(self.masks, "masks", self.image.shape[:2])
         self.class_names = tuple(self.class_names)
         self.parents = tuple(self.parents) or (-1,) * len(self.masks)
-        for name, values in (("class_names", self.class_names), ("parents", self.parents)):
+        self.attributes = tuple(dict(a) for a in self.attributes) or tuple(
+            {} for _ in range(len(self.masks)))
+        for name, values in (("class_names", self.class_names), ("parents", self.parents),
+                             ("attributes", self.attributes)):
             if len(values) != len(self.masks):
                 raise ValueError(f"{name} has {len(values)} entries for {len(self.masks)} masks")
         bad = [p for p in self.parents if not -1 <= p < len(self.masks)]

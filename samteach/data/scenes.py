@@ -29,6 +29,7 @@ import numpy as np
 
 from ..utils.arguments import validate_int, validate_number
 from .canvas import Canvas, check_scene_args
+from .colors import color_name
 from .record import SegmentationRecord
 
 __all__ = ["CLASS_NAMES", "SceneConfig", "make_scene", "make_scenes"]
@@ -216,6 +217,7 @@ def _fill(canvas, rng, where, ys, mask, name: str, vessel: int, grain: bool = Fa
     index = canvas.new_instance(name, parent=vessel)
     canvas.claim_part(where, mask, index, vessel)
     color = _color(rng, 235, 255) if name == "foam" else _color(rng, 20, 230)
+    canvas.attributes[index]["color"] = color_name(color)
     top = float(ys[np.flatnonzero(mask.any(axis=1))[0], 0])
     depth = np.clip((ys - top) / (0.5 * canvas.unit), 0.0, 1.0)
     shade = np.broadcast_to((1.0 - 0.35 * depth)[..., None], (*mask.shape, 3)) * color
@@ -233,7 +235,9 @@ def _draw_label(canvas, rng, where, ys, xs, body, cx, bottom, w, h, vessel: int)
         return
     index = canvas.new_instance("label", parent=vessel)
     canvas.claim_part(where, label, index, vessel)
-    canvas.paint(where, label, _color(rng, 200, 255))
+    paper = _color(rng, 200, 255)
+    canvas.attributes[index]["color"] = color_name(paper)
+    canvas.paint(where, label, paper)
     step = max(2.0, height / 4)
     lines = label & ((ys - top) % step < 0.5 * step) & ((ys - top) > 0.5 * step) \
         & (abs(xs - cx) <= 0.25 * w)
@@ -248,6 +252,7 @@ def _draw_cap(canvas, rng, cx: float, top: float, width: float, wall: float) -> 
     index = canvas.new_instance("cap")
     canvas.claim_object(where, cap, index)
     color = _color(rng, 20, 240)
+    canvas.attributes[index]["color"] = color_name(color)
     ridges = ((xs - cx) % 3.0 < 1.0)  # vertical grip ridges
     canvas.paint(where, cap, color)
     canvas.paint(where, cap & ridges, color * 0.7)
