@@ -80,3 +80,72 @@ def test_the_contrastive_loss_is_clips():
     assert contrastive_loss(aligned, aligned, torch.tensor(math.log(100.0))) < 1e-3
     with pytest.raises(ValueError, match="must both be"):
         contrastive_loss(images, texts[:4], log_scale)
+
+
+# ------------------------------------------------------------------- tokenizer and tiny CLIP
+
+
+def test_the_tokenizer_covers_every_caption_of_the_scenes():
+    from samteach.data import make_scene
+    from samteach.data.generic import make_generic_scene
+    from samteach.text import WordTokenizer, instance_captions
+
+    tokenizer = WordTokenizer()
+    for seed in range(10):
+        for record in (make_scene(seed, 96), make_generic_scene(seed, 96)):
+            captions = [c for found in instance_captions(record) for c in found]
+            ids = tokenizer.encode(captions, 12)
+            assert tokenizer.decode(ids) == [c.lower() for c in captions]
+            assert (ids[:, 0] == tokenizer.BOS).all()
+
+
+def test_the_tokenizer_refuses_what_it_cannot_encode():
+    from samteach.text import WordTokenizer
+
+    tokenizer = WordTokenizer()
+    with pytest.raises(ValueError, match="does not know 'giraffe'"):
+        tokenizer.encode("the blue giraffe", 12)
+    with pytest.raises(ValueError, match="holds no word"):
+        tokenizer.encode("  ", 12)
+    with pytest.raises(TypeError, match="text must be a string"):
+        tokenizer.encode(3, 12)
+    with pytest.raises(ValueError, match="at most 3 fit"):
+        tokenizer.encode("the blue liquid in the flask", 5)
+
+
+def test_tiny_clip_shapes_and_the_text_read_at_eos():
+    from samteach.text import TinyClip, TinyClipConfig
+
+    torch.manual_seed(0)
+    model = TinyClip(TinyClipConfig(image_width=8, text_width=32, embed_dim=16)).eval()
+    crops = torch.randint(0, 256, (3, 3, 64, 64))
+    tokens = model.tokenizer.encode(["the blue liquid", "cap", "the striped red triangle"], 12)
+    with torch.no_grad():
+        assert model.encode_image(crops).shape == (3, 16)
+        text = model.encode_text(tokens)
+        assert text.shape == (3, 16)
+        # causal attention: what follows <eos> (padding, or anything) does not change it
+        noisy = tokens.clone()
+        noisy[tokens == model.tokenizer.PAD] = 5
+        torch.testing.assert_close(model.encode_text(noisy), text)
+        assert torch.allclose(model.embed_text("the blue liquid").norm(dim=-1), torch.ones(1))
+
+
+def test_tiny_clip_learns_to_pair_crops_with_captions():
+    from samteach.text import TinyClip, TinyClipConfig
+
+    torch.manual_seed(0)
+    model = TinyClip(TinyClipConfig(image_width=8, text_width=32, embed_dim=16))
+    g = torch.Generator().manual_seed(1)
+    crops = torch.randint(0, 256, (4, 3, 64, 64), generator=g)
+    tokens = model.tokenizer.encode(["the blue liquid", "the cap", "the red star", "the ring"],
+                                    12)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(30):
+        loss = model(crops, tokens)
+        first = float(loss.detach()) if first is None else first
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(loss.detach()) < 0.25 * first  # four pairs, memorised
