@@ -254,7 +254,8 @@ def check_two_way_block(ctx: Context) -> int:
 @exercise(
     "hypernetwork_masks", lab="03_two_way_attention", points=2,
     what="hypernetwork_masks(hs, upscaled, hypernetworks)",
-    reference=("samteach.modeling.mask_decoder.hypernetwork_masks",),
+    reference=("samteach.modeling.mask_decoder.hypernetwork_masks",
+               "samteach.modeling.mask_decoder.hypernetwork_weights"),
     mistakes={
         "off_by_one": "the IoU token was taken as a mask token: token 0 of hs is the IoU token, "
         "the M mask tokens are hs[:, 1 : 1 + M]",

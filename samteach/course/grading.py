@@ -149,15 +149,16 @@ def grade_folder(submissions: Path, out: Path, timeout: float = 120.0,
     if out.exists() and not out.is_dir():
         raise ValueError(f"out must be a folder for the gradebook; {out} is a file")
     found = find_submissions(submissions, skip=out)
-    labs = sorted({ex.lab for ex in EXERCISES.values()})
-    exercises = [name for lab in labs for name in _lab_exercises(lab)]
-    book = Gradebook(exercises)
+    # The labs as released, read once: their check cells go back into every submission.
+    pristine = {lab: nbformat.read(LABS / f"{lab}.ipynb", as_version=4)
+                for lab in sorted({ex.lab for ex in EXERCISES.values()})}
+    book = Gradebook([name for lab in pristine for name in _lab_exercises(pristine[lab])])
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     jobs = []  # (student, lab, restored notebook)
     for student in sorted(found):
-        for lab in labs:
-            path = _prepare(student, lab, found[student].get(lab), work, book)
+        for lab, released in pristine.items():
+            path = _prepare(student, lab, released, found[student].get(lab), work, book)
             if path is not None:
                 jobs.append((student, lab, path))
     # "auto": a process per core, at most 8 (each holds torch and a lab's tensors, ~0.5 GB)
@@ -170,7 +171,7 @@ def grade_folder(submissions: Path, out: Path, timeout: float = 120.0,
     if jobs and all(results is None for results, _ in runs):
         book.failure = runs[0][1]  # nothing ran at all: the environment, not the students
     for (student, lab, _), (results, error) in zip(jobs, runs, strict=True):
-        for name in _lab_exercises(lab):
+        for name in _lab_exercises(pristine[lab]):
             verdict = (results or {}).get(name)
             if verdict is None:
                 book.set(student, name, 0, f"the check did not run: {error}")
@@ -180,15 +181,14 @@ def grade_folder(submissions: Path, out: Path, timeout: float = 120.0,
     return book
 
 
-def _lab_exercises(lab: str) -> list[str]:
-    pristine = nbformat.read(LABS / f"{lab}.ipynb", as_version=4)
+def _lab_exercises(pristine: nbformat.NotebookNode) -> list[str]:
     return [name for cell in pristine.cells if (name := _check_name(cell))]
 
 
-def _prepare(student: str, lab: str, path: Path | None, work: Path,
-             book: Gradebook) -> Path | None:
+def _prepare(student: str, lab: str, pristine: nbformat.NotebookNode, path: Path | None,
+             work: Path, book: Gradebook) -> Path | None:
     """Write the restored notebook for grading (None when there is nothing to run)."""
-    names = _lab_exercises(lab)
+    names = _lab_exercises(pristine)
     if path is None:
         for name in names:
             book.set(student, name, 0, _NO_SUBMISSION)
@@ -199,7 +199,6 @@ def _prepare(student: str, lab: str, path: Path | None, work: Path,
         for name in names:
             book.set(student, name, 0, f"the notebook could not be read: {error}")
         return None
-    pristine = nbformat.read(LABS / f"{lab}.ipynb", as_version=4)
     folder = work / _safe(student)
     folder.mkdir(exist_ok=True)
     target = folder / f"{lab}.ipynb"

@@ -201,8 +201,14 @@ def _argument(source: str) -> str:
     raise ValueError("a check cell without a check_...(...) call")
 
 
-def _alarm(seconds: float) -> None:
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Raise CellTimeout in the block once ``seconds`` have passed (SIGALRM, main thread)."""
     signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _on_alarm(signum, frame):
@@ -246,13 +252,17 @@ def grade_notebook(notebook, timeout: float) -> dict[str, dict]:
     return results
 
 
+def _flagged(flag: str, message: str) -> dict:
+    """The verdict of an exercise where something was detected: 0 points, and why."""
+    return {"points": 0, "flag": flag, "message": f"{message}; this exercise scores 0"}
+
+
 def _grade(name, source, check, shell, guard, watch, timeout, tampered) -> dict:
     points = EXERCISES[name].points
     if tampered:
         what = ", ".join(sorted(set(tampered))[:5])
-        return {"points": 0, "flag": what,
-                "message": f"tampering detected: the notebook {what} (the checks are the "
-                           "grader's, not the notebook's); this exercise scores 0"}
+        return _flagged(what, f"tampering detected: the notebook {what} (the checks are the "
+                              "grader's, not the notebook's)")
     try:
         student = eval(_argument(source), shell.user_ns)  # the object the cell passes
     except Exception as error:
@@ -261,12 +271,9 @@ def _grade(name, source, check, shell, guard, watch, timeout, tampered) -> dict:
     guard.arm(EXERCISES[name])
     verdict = {"points": 0, "flag": ""}
     try:  # gradients on, as a fresh kernel has them (a notebook may have switched them off)
-        with contextlib.redirect_stdout(io.StringIO()), torch.enable_grad():
-            _alarm(timeout)
-            try:
-                check(student)
-            finally:
-                _alarm(0)
+        with contextlib.redirect_stdout(io.StringIO()), torch.enable_grad(), \
+                _time_limit(timeout):
+            check(student)
         verdict.update(points=points, message="passed")
     except CellTimeout:
         verdict["message"] = f"timed out after {timeout:g} s"
@@ -277,13 +284,11 @@ def _grade(name, source, check, shell, guard, watch, timeout, tampered) -> dict:
     changed = watch.changes()
     if changed:
         what = ", ".join(sorted(set(changed))[:5])
-        return {"points": 0, "flag": f"changed {what}",
-                "message": f"tampering detected: the answer changed {what} while it was "
-                           "checked; this exercise scores 0"}
+        return _flagged(f"changed {what}",
+                        f"tampering detected: the answer changed {what} while it was checked")
     if guard.used:
-        return {"points": 0, "flag": f"uses {guard.used}",
-                "message": f"the answer calls samteach's own solution, {guard.used}: write it "
-                           "yourself; this exercise scores 0"}
+        return _flagged(f"uses {guard.used}", f"the answer calls samteach's own solution, "
+                                              f"{guard.used}: write it yourself")
     return verdict
 
 
@@ -292,13 +297,11 @@ def _run_cell(shell, source: str, timeout: float) -> str:
     Returns what it printed."""
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
-        _alarm(timeout)
         try:
-            shell.run_cell(source, store_history=False)
+            with _time_limit(timeout):
+                shell.run_cell(source, store_history=False)
         except CellTimeout:  # raised between statements IPython does not guard
             pass
-        finally:
-            _alarm(0)
     return printed.getvalue()
 
 

@@ -44,7 +44,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..modeling.mask_decoder import MaskDecoder
+from ..modeling.mask_decoder import MaskDecoder, hypernetwork_weights
 from ..modeling.transformer import Attention, TwoWayAttentionBlock
 from .decoder import subpixel_linear
 
@@ -136,8 +136,7 @@ def predict_masks(
     queries = decoder.transformer.norm_final_attn(queries + out)
 
     mlps = decoder.output_hypernetworks_mlps
-    hyper = torch.stack([mlps[m](queries[:, 1 + i]) for i, m in enumerate(masks_kept)],
-                        dim=1)  # (K, masks kept, C/8)
+    hyper = hypernetwork_weights(queries[:, 1:], [mlps[m] for m in masks_kept])  # (K, kept, C/8)
     masks = _upscaled_masks(decoder, keys.expand(K, -1, -1), hyper, H, W, cache.fine)
     iou_pred = decoder.iou_prediction_head(queries[:, 0])  # (K, 1+M)
     return masks, iou_pred[:, list(masks_kept)]

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modeling.mask_decoder import MaskDecoder
+from ..modeling.mask_decoder import MaskDecoder, hypernetwork_weights
 from ..modeling.transformer import Attention, TwoWayTransformer
 
 
@@ -103,8 +103,8 @@ class FastMaskDecoder(MaskDecoder):
                     self.conv_s1(feat_s1).permute(0, 2, 3, 1)]  # (B, 2H, 2W, C/4)
         upscaled = upscale(self.output_upscaling, src.view(BK, H, W, C), fine)
         mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens]  # (B*K, 1+M, C)
-        hyper_in = torch.stack([mlp(mask_tokens_out[:, i]) for i, mlp in
-                                enumerate(self.output_hypernetworks_mlps)], dim=1)  # (B*K,1+M,C/8)
+        hyper_in = hypernetwork_weights(mask_tokens_out,
+                                        self.output_hypernetworks_mlps)  # (B*K, 1+M, C/8)
         masks = upscaled.flatten(1, 2) @ hyper_in.transpose(1, 2)  # (B*K, 4H*4W, 1+M)
         masks = masks.transpose(1, 2).unflatten(2, (4 * H, 4 * W))  # (B*K, 1+M, 4H, 4W)
         return masks, self.iou_prediction_head(hs[:, 0])

@@ -170,10 +170,15 @@ def hypernetwork_masks(
     Returns:
         (B, M, 4H, 4W) mask logits.
     """
-    hyper_in = torch.stack([mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(mlps)],
-                           dim=1)  # (B, M, C')
+    hyper_in = hypernetwork_weights(mask_tokens_out, mlps)  # (B, M, C')
     masks = hyper_in @ upscaled.flatten(2)  # (B, M, C') @ (B, C', 4H*4W) -> (B, M, 4H*4W)
     return masks.unflatten(2, upscaled.shape[-2:])  # (B, M, 4H, 4W)
+
+
+def hypernetwork_weights(mask_tokens_out: torch.Tensor, mlps) -> torch.Tensor:
+    """Each mask token through its own MLP: (B, M, C) and M modules -> (B, M, C'), the weights
+    of the M per-pixel classifiers."""
+    return torch.stack([mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(mlps)], dim=1)
 
 
 class MLP(nn.Module):
