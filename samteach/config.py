@@ -87,11 +87,18 @@ class PromptEncoderConfig:
     image_embedding_size: tuple[int, int] = (64, 64)  # (H, W) of the image embedding
     input_image_size: tuple[int, int] = (1024, 1024)  # (H, W) of the padded model input
     mask_in_chans: int = 16  # hidden channels of the small conv net that encodes mask prompts
+    # D of the CLIP embeddings a text prompt carries (SAM §7.5); 0: no text prompts, as in
+    # Meta's released models (the text parts then do not exist, so their checkpoints load).
+    text_dim: int = 0
 
     def __post_init__(self) -> None:
         _check_positive(self, "embed_dim", "mask_in_chans")
         if self.embed_dim % 2:
             raise ValueError(f"embed_dim ({self.embed_dim}) must be even: half sin, half cos")
+        if isinstance(self.text_dim, bool) or not isinstance(self.text_dim, int) \
+                or self.text_dim < 0:
+            raise ValueError(f"text_dim must be an int >= 0 (0: no text prompts); got "
+                             f"{self.text_dim!r}")
         if self.mask_in_chans % 4:
             raise ValueError(f"mask_in_chans ({self.mask_in_chans}) must be a multiple of 4")
         object.__setattr__(self, "image_embedding_size", tuple(self.image_embedding_size))

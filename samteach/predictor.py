@@ -33,7 +33,8 @@ from .utils.transforms import ResizeLongestSide
 class SamPredictor:
     """Interactive segmentation with a cached image embedding."""
 
-    def __init__(self, sam_model: Sam, resize: str = "once", bf16: bool = False) -> None:
+    def __init__(self, sam_model: Sam, resize: str = "once", bf16: bool = False,
+                 text_encoder=None) -> None:
         """A fast model (``build_sam``'s default) answers prompts on one image with
         :mod:`samteach.fast.click` (the decoder's math re-associated, layer 0 cached per image):
         the same low-res logits and IoUs as the model's ``mask_decoder``.
@@ -45,7 +46,12 @@ class SamPredictor:
 
         ``bf16=True`` runs the image encoder under bfloat16 autocast: an opt-in for encoding
         many photos on a CPU with bf16 instructions. The embedding comes back as fp32; masks
-        differ from fp32's on some pixels (benchmarks/bench_vs_official.py measures both)."""
+        differ from fp32's on some pixels (benchmarks/bench_vs_official.py measures both).
+
+        ``text_encoder`` turns the words of ``predict(text=...)`` into the CLIP embeddings the
+        model was trained with: anything with ``embed_text(list[str]) -> (B, D)`` (a
+        :class:`~samteach.text.TinyClip`, or :class:`~samteach.text.HFClip` around a Hugging
+        Face CLIP). None: samteach's shipped ``tiny_clip``, loaded at the first text prompt."""
         if not isinstance(sam_model, Sam):
             raise TypeError(f"sam_model must be a samteach Sam (see samteach.build_sam); got "
                             f"{type(sam_model).__name__}")
@@ -54,6 +60,7 @@ class SamPredictor:
             raise TypeError(f"bf16 must be True or False; got {bf16!r}")
         self.model = sam_model
         self.resize, self.bf16 = resize, bf16
+        self.text_encoder = text_encoder
         self.transform = ResizeLongestSide(sam_model.image_encoder.img_size)
         self.reset_image()
 
@@ -121,6 +128,8 @@ class SamPredictor:
         mask_input: np.ndarray | None = None,
         multimask_output: bool = True,
         return_logits: bool = False,
+        *,
+        text: str | torch.Tensor | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Masks for one prompt on the cached image, in original pixel coordinates.
 
@@ -131,6 +140,9 @@ class SamPredictor:
             mask_input: (1, h, w) low-res logits from an earlier call (refinement).
             multimask_output: three masks (use for a single ambiguous click) or one.
             return_logits: logits instead of booleans.
+            text: what to segment, in words ("the blue liquid"), alone or with the other
+                prompts -- for models trained with text prompts (SAM §7.5); or a (D,) CLIP
+                embedding itself (e.g. of an object's crop, as in training).
 
         Returns:
             masks (M, H, W), iou_predictions (M,), low_res_masks (M, h, w) numpy arrays.
@@ -150,8 +162,34 @@ class SamPredictor:
         if mask_input is not None:
             size = self.model.prompt_encoder.mask_input_size
             masks = self._tensor(validate_mask_input(mask_input, size, ()))[None]  # (1, 1, h, w)
-        outputs = self.predict_torch(coords, labels, boxes, masks, multimask_output, return_logits)
+        text_embedding = None
+        if isinstance(text, torch.Tensor):
+            if text.dim() != 1:
+                raise ValueError(f"text given as an embedding must be a (D,) tensor; got shape "
+                                 f"{tuple(text.shape)}")
+            text_embedding = text.float().to(self.device)[None]  # (1, D)
+        elif text is not None:
+            text_embedding = self.embed_text(text)  # (1, D)
+        outputs = self.predict_torch(coords, labels, boxes, masks, multimask_output, return_logits,
+                                     text=text_embedding)
         return tuple(x[0].detach().cpu().numpy() for x in outputs)
+
+    def embed_text(self, text: str | list[str]) -> torch.Tensor:
+        """Words -> (B, D) CLIP text embeddings, by ``text_encoder`` (for ``predict_torch``)."""
+        if self.model.prompt_encoder.text_projection is None:
+            self.model.prompt_encoder.embed_text(torch.zeros(1, 1))  # raises its clear error
+        if isinstance(text, str):
+            text = [text]
+        if not isinstance(text, (list, tuple)) or not text \
+                or not all(isinstance(t, str) for t in text):
+            raise TypeError(f"text must be a string (or a list of them), the words of what to "
+                            f"segment; got {type(text).__name__}")
+        if self.text_encoder is None:
+            from .text.clip import load_clip
+
+            self.text_encoder = load_clip().to(self.device)
+        with torch.no_grad():
+            return self.text_encoder.embed_text(list(text)).to(self.device)
 
     @torch.no_grad()
     def predict_torch(
@@ -162,6 +200,8 @@ class SamPredictor:
         mask_input: torch.Tensor | None = None,
         multimask_output: bool = True,
         return_logits: bool = False,
+        *,
+        text: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Masks for K prompts on the cached image, prompts already in the resized frame.
 
@@ -170,15 +210,16 @@ class SamPredictor:
             point_labels: (K, N).
             boxes: (K, 4), transformed with ``apply_boxes_torch``.
             mask_input: (K, 1, h, w) low-res logits.
+            text: (K, D) CLIP text embeddings (:meth:`embed_text`).
 
         Returns:
             masks (K, M, H, W), iou_predictions (K, M), low_res_masks (K, M, h, w) tensors.
         """
         self._require_single_image("predict_torch")
         validate_prompt_tensors(point_coords, point_labels, boxes, mask_input, self.input_size,
-                             self.model.prompt_encoder.mask_input_size)
+                             self.model.prompt_encoder.mask_input_size, text)
         low_res, iou = self._decode(point_coords, point_labels, boxes, mask_input,
-                                    multimask_output)
+                                    multimask_output, text)
         masks = self._postprocess(low_res, 0, return_logits)
         return masks, iou, low_res
 
@@ -260,10 +301,11 @@ class SamPredictor:
             resized.append(self.transform.apply_boxes(array[b], size))
         return self._tensor(np.stack(resized)).flatten(0, 1)  # (B*K, 4)
 
-    def _decode(self, coords, labels, boxes, masks, multimask_output: bool):
+    def _decode(self, coords, labels, boxes, masks, multimask_output: bool, text=None):
         """Prompts (B*K, ...) image-major -> low-res logits (B*K, M, h, w) and IoUs (B*K, M)."""
         points = (coords, labels) if coords is not None else None
-        sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=masks)
+        sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=masks,
+                                                  text=text)
         if sparse.shape[0] % self.features.shape[0]:
             raise ValueError(f"the number of prompts ({sparse.shape[0]}) must be a multiple of "
                              f"the number of images ({self.features.shape[0]})")

@@ -78,6 +78,7 @@ class _State:
     labels: np.ndarray  # (n,) int: 1 foreground, 0 background
     box: np.ndarray | None  # (4,) x0, y0, x1, y1, or None
     prediction: Prediction | None  # None when there are no prompts
+    text: str | None = None  # what to segment, in words (models trained with text prompts)
 
 
 _EMPTY = _State(np.zeros((0, 2)), np.zeros(0, dtype=np.int64), None, None)
@@ -98,6 +99,12 @@ class PromptSession:
         session.add_point(40, 60)                     # three masks, the best one shown
         session.add_point(70, 62, foreground=False)   # remove what spilled over
         session.undo()
+
+    With a model trained with text prompts (SAM §7.5), words can be the first prompt and
+    clicks correct what they found::
+
+        session.set_text("the blue liquid")           # three masks, the best one shown
+        session.add_point(40, 60)                     # the text stays; the click corrects
     """
 
     def __init__(self, predictor: SamPredictor | Sam, image: object,
@@ -120,7 +127,7 @@ class PromptSession:
             raise TypeError(f"foreground must be True or False; got {foreground!r}")
         points = np.concatenate([self._state.points, [xy]])  # (n+1, 2)
         labels = np.append(self._state.labels, int(foreground))  # (n+1,)
-        return self._push(points, labels, self._state.box)
+        return self._push(points, labels, self._state.box, self._state.text)
 
     def set_box(self, x0: float, y0: float, x1: float, y1: float) -> Prediction:
         """Set (or replace) the box prompt; corners in either order, clipped to the image."""
@@ -129,7 +136,22 @@ class PromptSession:
         if box[2] - box[0] < 1 or box[3] - box[1] < 1:
             raise ValueError(f"the box must be at least one pixel wide and high; got corners "
                              f"({x0}, {y0}) and ({x1}, {y1})")
-        return self._push(self._state.points, self._state.labels, box)
+        return self._push(self._state.points, self._state.labels, box, self._state.text)
+
+    def set_text(self, text: str | None) -> Prediction | None:
+        """Say what to segment ("the blue liquid"), or replace what was said; None removes it.
+
+        The words go through the predictor's CLIP text encoder into the text token; a model
+        without text prompts, empty text or a word the tokenizer does not know is refused with
+        a clear error, before anything changes.
+        """
+        if text is not None:
+            self.predictor.embed_text(text)  # refuse bad text before the state changes
+        if text is None and not len(self._state.points) and self._state.box is None:
+            self._history.append(self._state)
+            self._state = _EMPTY
+            return None
+        return self._push(self._state.points, self._state.labels, self._state.box, text)
 
     def undo(self) -> Prediction | None:
         """Go back one edit; returns the prediction now shown (None once nothing is left).
@@ -173,6 +195,11 @@ class PromptSession:
     def box(self) -> np.ndarray | None:
         """(4,) x0, y0, x1, y1 or None."""
         return None if self._state.box is None else self._state.box.copy()
+
+    @property
+    def text(self) -> str | None:
+        """What was said to segment, or None."""
+        return self._state.text
 
     @property
     def prediction(self) -> Prediction | None:
@@ -233,19 +260,21 @@ class PromptSession:
         return Click(x=x, y=y, is_positive=bool(labels[0] == 1))
 
     # ------------------------------------------------------------------ internals
-    def _push(self, points: np.ndarray, labels: np.ndarray, box: np.ndarray | None) -> Prediction:
-        prediction = self._predict(points, labels, box)
+    def _push(self, points: np.ndarray, labels: np.ndarray, box: np.ndarray | None,
+              text: str | None = None) -> Prediction:
+        prediction = self._predict(points, labels, box, text)
         self._history.append(self._state)
-        self._state = _State(points, labels, box, prediction)
+        self._state = _State(points, labels, box, prediction, text)
         return prediction
 
     def _predict(self, points: np.ndarray, labels: np.ndarray,
-                 box: np.ndarray | None) -> Prediction:
-        """Rules 2 and 3 of the module docstring, then one prompt-encoder + decoder call."""
+                 box: np.ndarray | None, text: str | None = None) -> Prediction:
+        """Rules 2 and 3 of the module docstring, then one prompt-encoder + decoder call.
+        Text counts as one prompt: alone it is a first prompt, as a click is."""
         if self.predictor.features is not self._features:  # the predictor was used elsewhere
             self.predictor.set_image(self.image)
             self._features = self.predictor.features
-        first = len(points) + (box is not None) == 1
+        first = len(points) + (box is not None) + (text is not None) == 1
         previous = self._state.prediction
         mask_input = None
         if not first and previous is not None:
@@ -254,7 +283,7 @@ class PromptSession:
         masks, scores, logits = self.predictor.predict(
             point_coords=points if len(points) else None,
             point_labels=labels if len(points) else None,
-            box=box, mask_input=mask_input, multimask_output=first)
+            box=box, mask_input=mask_input, multimask_output=first, text=text)
         seconds = time.perf_counter() - start
         return Prediction(masks, scores, logits, int(np.argmax(scores)), seconds)
 
@@ -282,7 +311,8 @@ class PromptSession:
     def __repr__(self) -> str:
         h, w = self.size
         box = ", a box" if self._state.box is not None else ""
+        text = f", text {self._state.text!r}" if self._state.text is not None else ""
         n = len(self._state.points)
-        return f"PromptSession({w}x{h} image, {n} click{'s' * (n != 1)}{box})"
+        return f"PromptSession({w}x{h} image, {n} click{'s' * (n != 1)}{box}{text})"
 
 

@@ -132,6 +132,9 @@ class ClickDemo(widgets.VBox):
         self.canvas.layout = widgets.Layout(width=f"{width}px", height=f"{height}px")
         self.buttons.teach.disabled = target is None
         self.buttons.teach.value = target is not None
+        # The text box only for models trained with text prompts (SAM §7.5).
+        has_text = self.predictor.model.prompt_encoder.text_projection is not None
+        self.buttons.text_row.layout.display = None if has_text else "none"
         self._suggest()
         self._redraw()
         self._show_status("left click: foreground · right or shift+click: background · "
@@ -163,6 +166,7 @@ class ClickDemo(widgets.VBox):
         b.suggest.on_click(lambda _: self._take_suggestion())
         b.mask.observe(self._on_mask_choice, "value")
         b.teach.observe(self._on_teach, "value")
+        b.text.observe(self._on_text, "value")  # on Enter (continuous_update is off)
 
     @_reported
     def _on_dom_event(self, event: dict) -> None:
@@ -263,6 +267,14 @@ class ClickDemo(widgets.VBox):
         self._after_prediction(time.perf_counter())
 
     @_reported
+    def _on_text(self, change: dict) -> None:
+        if self.session is None or self.buttons.syncing:
+            return
+        start = time.perf_counter()
+        self.session.set_text(change["new"].strip() or None)  # emptied: the text is removed
+        self._after_prediction(start)
+
+    @_reported
     def _on_teach(self, change: dict) -> None:
         if self.session is None:
             return
@@ -349,7 +361,8 @@ class ClickDemo(widgets.VBox):
         session = self.session
         n, fg = len(session.labels), int(session.labels.sum())
         parts = [f"{n} click{'s' * (n != 1)} ({fg} fg, {n - fg} bg)"
-                 + (" + box" if session.box is not None else "")]
+                 + (" + box" if session.box is not None else "")
+                 + (f" + text “{session.text}”" if session.text is not None else "")]
         prediction: Prediction | None = session.prediction
         if prediction is not None:
             parts.append(f"mask {prediction.chosen + 1}/{len(prediction.masks)}, predicted IoU "
@@ -392,15 +405,20 @@ class _Controls:
         self.teach = widgets.ToggleButton(description="teaching mode", disabled=True, layout=fit)
         self.suggest = widgets.Button(description="take suggested click", icon="star-o",
                                       layout=fit)
+        self.text = widgets.Text(placeholder="type what to segment, then correct with clicks",
+                                 continuous_update=False, layout=widgets.Layout(width="24em"))
+        self.text_row = widgets.HBox([widgets.Label("text"), self.text])
         self.syncing = False
         self.box = widgets.VBox([widgets.HBox([self.undo, self.reset, self.teach, self.suggest]),
                                  widgets.HBox([widgets.Label("clicks add"), self.label,
-                                               widgets.Label("mask"), self.mask])])
+                                               widgets.Label("mask"), self.mask]),
+                                 self.text_row])
 
     def show(self, session: PromptSession) -> None:
         """Mask choice: enabled for the three masks of a first prompt, showing their scores."""
         prediction, self.syncing = session.prediction, True
         try:
+            self.text.value = session.text or ""  # undo and reset bring the text back too
             multi = prediction is not None and len(prediction.masks) > 1
             self.mask.disabled = not multi
             self.mask.value = prediction.chosen if multi else None

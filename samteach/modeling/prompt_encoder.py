@@ -14,6 +14,7 @@ Point labels: -1 padding ("not a point"), 0 background, 1 foreground, 2 box top-
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .common import LayerNorm2d
@@ -81,6 +82,7 @@ class PromptEncoder(nn.Module):
         image_embedding_size: tuple[int, int] = (64, 64),
         input_image_size: tuple[int, int] = (1024, 1024),
         mask_in_chans: int = 16,
+        text_dim: int = 0,
     ) -> None:
         super().__init__()
         self.embed_dim = embed_dim
@@ -110,6 +112,15 @@ class PromptEncoder(nn.Module):
             nn.Conv2d(mask_in_chans, embed_dim, kernel_size=1),
         )
         self.no_mask_embed = nn.Embedding(1, embed_dim)  # the dense prompt when there is no mask
+
+        # Text prompts (SAM §7.5), only in models trained with them: a CLIP embedding (D) is
+        # projected into the decoder's width and marked by its own learned type embedding, as
+        # each point label has one. Absent (None) in Meta's models, so their keys stay exact.
+        self.text_projection = self.text_embed = None
+        if text_dim:
+            self.text_projection = nn.Sequential(
+                nn.Linear(text_dim, embed_dim), nn.GELU(), nn.Linear(embed_dim, embed_dim))
+            self.text_embed = nn.Embedding(1, embed_dim)
 
     def get_dense_pe(self) -> torch.Tensor:
         """(1, C, H, W): the positional encoding of every image-embedding cell.
@@ -143,6 +154,19 @@ class PromptEncoder(nn.Module):
         pe = self.pe_layer.forward_with_coords(corners, self.input_image_size)  # (B, 2, C)
         return pe + self._label_embeddings()[3:5]  # labels 2 (top-left) and 3 (bottom-right)
 
+    def embed_text(self, text: torch.Tensor) -> torch.Tensor:
+        """(B, D) CLIP embeddings (of a caption, or of an object's crop) -> (B, C) tokens."""
+        if self.text_projection is None:
+            raise ValueError("this model has no text prompts (its prompt encoder was built "
+                             "with text_dim=0); use a model trained with them, e.g. "
+                             "build_sam('tiny', pretrained='tiny_text')")
+        expected = self.text_projection[0].in_features
+        if text.dim() != 2 or text.shape[1] != expected:
+            raise ValueError(f"text must be (B, {expected}) CLIP embeddings; got "
+                             f"{tuple(text.shape)}")
+        text = F.normalize(text.float(), dim=-1)  # CLIP embeddings are compared as directions
+        return self.text_projection(text) + self.text_embed.weight
+
     def _embed_masks(self, masks: torch.Tensor) -> torch.Tensor:
         """(B, 1, 4H, 4W) mask logits -> (B, C, H, W)."""
         return self.mask_downscaling(masks)
@@ -161,6 +185,7 @@ class PromptEncoder(nn.Module):
         masks: torch.Tensor | None,
         *,
         pad: bool | None = None,
+        text: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Embed any combination of prompts.
 
@@ -171,11 +196,17 @@ class PromptEncoder(nn.Module):
             pad: append a "not a point" token to the points? None follows SAM: yes when there
                 is no box. A training batch that mixes point and box prompts, each spelled out
                 as points (labels -1/2/3 included), passes False so no prompt gets an extra token.
+            text: (B, D) CLIP embeddings, one more token after the others (models with
+                ``text_dim`` only). Without points and box it comes with the padding token
+                points get without a box -- the company it had in training.
 
         Returns:
             sparse (B, T, C) tokens -- T = n + 1 (pad) for points alone, n + 2 with a box,
-            2 for a box alone, 0 for nothing -- and dense (B, C, H, W).
+            2 for a box alone, 0 for nothing; one more with text -- and dense (B, C, H, W).
         """
+        if text is not None and points is None and boxes is None and pad is not False:
+            B = text.shape[0]  # text alone: [pad, text]
+            points = (text.new_zeros(B, 0, 2), text.new_zeros(B, 0, dtype=torch.long))
         B = self._get_batch_size(points, boxes, masks)
         device = self.no_mask_embed.weight.device
         sparse = [torch.empty((B, 0, self.embed_dim), device=device)]
@@ -187,6 +218,8 @@ class PromptEncoder(nn.Module):
             sparse.append(self._embed_points(coords, labels, pad=pad))
         if boxes is not None:
             sparse.append(self._embed_boxes(boxes))
+        if text is not None:
+            sparse.append(self.embed_text(text)[:, None])  # (B, 1, C)
         if masks is not None:
             dense = self._embed_masks(masks)
         else:

@@ -6,24 +6,31 @@ objects, prompted with CLIP *text* embeddings of phrases.
 Shapes: B crops or captions, L tokens, C channels of a tower, D the shared embedding width.
 """
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..utils.files import atomic_write
 from .contrastive import contrastive_loss
 from .tokenizer import WordTokenizer
 
-__all__ = ["TinyClip", "TinyClipConfig"]
+__all__ = ["CLIP_DIR", "TinyClip", "TinyClipConfig", "load_clip", "save_clip"]
+
+CLIP_DIR = Path(__file__).resolve().parent.parent / "weights" / "clip"  # the shipped CLIPs
 
 
 @dataclass(frozen=True)
 class TinyClipConfig:
     """The towers' sizes; the defaults train in minutes on a CPU."""
 
-    image_size: int = 64  # crops are resized to this square
-    image_width: int = 64  # channels of the first conv stage (doubled at each of 3 stages)
+    # Crops are resized to this square. The tiny SAM sees 128 px scenes, where most objects
+    # span 15-60 px: 32 px keeps their textures (stripes, dots) and costs 1/4 of 64 px.
+    image_size: int = 32
+    image_width: int = 32  # channels of the first conv stage (doubled at each of 3 stages)
     text_width: int = 128
     text_layers: int = 2
     text_heads: int = 4
@@ -84,7 +91,55 @@ class TinyClip(nn.Module):
         tokens = self.tokenizer.encode(texts, self.config.context)
         return nn.functional.normalize(self.encode_text(tokens.to(self.log_scale.device)), dim=-1)
 
-    def forward(self, crops: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """B matching (crop, caption) pairs -> the symmetric InfoNCE loss."""
+    def embed_images(self, crops: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) crops, 0..255 -> (B, D) embeddings, ℓ2-normalised (SAM's training
+        prompt)."""
+        return nn.functional.normalize(self.encode_image(crops), dim=-1)
+
+    def forward(self, crops: torch.Tensor, tokens: torch.Tensor,
+                positives: torch.Tensor | None = None) -> torch.Tensor:
+        """B (crop, caption) pairs -> the symmetric InfoNCE loss (``positives``: see
+        :func:`contrastive_loss`)."""
         return contrastive_loss(self.encode_image(crops), self.encode_text(tokens),
-                                self.log_scale)
+                                self.log_scale, positives)
+
+
+def save_clip(model: TinyClip, path: str | Path) -> None:
+    """Weights as safetensors; the config and the vocabulary in its metadata."""
+    from safetensors.torch import save_file
+
+    metadata = {"format": "pt", "tiny_clip_config": json.dumps(asdict(model.config)),
+                "words": json.dumps(model.tokenizer.words[3:])}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_clip(source: str | Path = "tiny_clip") -> nn.Module:
+    """A CLIP in eval mode: a TinyClip from a file or by the name of a shipped one
+    (``tiny_clip``), or ``"hf:FOLDER"``, a Hugging Face CLIP (:class:`~samteach.text.HFClip`)."""
+    from safetensors import SafetensorError, safe_open
+
+    if isinstance(source, str) and source.startswith("hf:"):
+        from .hf import HFClip
+
+        return HFClip.from_pretrained(source[3:])
+    path = Path(source)
+    if not path.suffix and not path.exists():
+        path = CLIP_DIR / f"{source}.safetensors"
+        if not path.is_file():
+            shipped = sorted(p.stem for p in CLIP_DIR.glob("*.safetensors"))
+            raise ValueError(f"no shipped CLIP named {source!r}; samteach ships {shipped} "
+                             "(train one with python -m samteach.text.train)")
+    if not path.is_file():
+        raise FileNotFoundError(f"CLIP checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            state_dict = {key: f.get_tensor(key) for key in f.keys()}
+        config = TinyClipConfig(**json.loads(metadata["tiny_clip_config"]))
+        words = tuple(json.loads(metadata["words"]))
+    except (SafetensorError, OSError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path} is not a samteach TinyClip checkpoint: {err}") from None
+    model = TinyClip(config, WordTokenizer(words))
+    model.load_state_dict(state_dict, strict=True)
+    return model.eval()

@@ -32,7 +32,7 @@ def object_crop(image: torch.Tensor, mask: torch.Tensor, size: int,
                          f"{tuple(image.shape)} and {tuple(mask.shape)} {mask.dtype}")
     if not mask.any():
         raise ValueError("mask is empty: there is no object to crop")
-    draws = torch.rand(2, generator=generator)
+    draws = torch.rand(2, generator=generator, device=mask.device)
     factor = low + (high - low) * float(draws[0])
     x0, y0, x1, y1 = (float(v) for v in mask_to_box(mask))
     cx, cy = (x0 + x1 + 1) / 2, (y0 + y1 + 1) / 2  # the box's centre, in pixel edges
@@ -43,7 +43,8 @@ def object_crop(image: torch.Tensor, mask: torch.Tensor, size: int,
     # Sample the square at size x size points with bilinear interpolation (grid_sample's
     # coordinates: -1 and 1 are the image's outer edges); outside the image it reads zeros.
     H, W = mask.shape
-    steps = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1  # in (-1, 1)
+    steps = torch.arange(size, dtype=torch.float32, device=mask.device)
+    steps = (steps + 0.5) / size * 2 - 1  # in (-1, 1)
     xs = (cx + half * steps) / W * 2 - 1
     ys = (cy + half * steps) / H * 2 - 1
     grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1)  # (size, size, 2)

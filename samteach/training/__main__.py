@@ -51,6 +51,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="share of generic scenes (shapes of anything) among the images")
     p.add_argument("--nonsquare-share", type=float, default=TrainConfig.nonsquare_share,
                    help="share of non-square images (padded like SamPredictor pads)")
+    p.add_argument("--text-share", type=float, default=TrainConfig.text_share,
+                   help="share of first prompts that are the object's CLIP image embedding "
+                        "(text prompts, SAM §7.5; 0: none)")
+    p.add_argument("--clip", default=TrainConfig.clip,
+                   help="with --text-share: the frozen CLIP (shipped name or file)")
     p.add_argument("--init", metavar="WEIGHTS",
                    help="warm restart: start from a checkpoint file or shipped weights")
     p.add_argument("--images", type=int, default=TrainConfig.images_per_step,
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
         loss_resolution=args.loss_resolution, generic_share=args.generic_share,
         nonsquare_share=args.nonsquare_share,
         p_box=args.p_box, lr=args.lr, warmup_steps=args.warmup, seed=args.seed,
-        train_seed_start=args.train_seed_start,
+        train_seed_start=args.train_seed_start, text_share=args.text_share, clip=args.clip,
         # With a time budget the schedule follows the clock (Trainer), not max_steps.
         max_steps=args.steps if args.steps is not None else 10**9,
     )

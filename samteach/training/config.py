@@ -61,6 +61,11 @@ class TrainConfig:
     generic_share: float = 0.5
     nonsquare_share: float = 0.25
     generic: GenericSceneConfig = field(default_factory=GenericSceneConfig)
+    # Text prompts (SAM §7.5): this share of the first prompts is the CLIP image embedding of
+    # the object (objects large enough only), from the frozen CLIP ``clip`` names (shipped
+    # weights or a file). 0: no text prompts, and the model has no text parts.
+    text_share: float = 0.0
+    clip: str = "tiny_clip"
 
     def __post_init__(self) -> None:
         # Every value checked here, where it is made, not at the first step that reads it.
@@ -74,7 +79,7 @@ class TrainConfig:
         validate_number(self.lr, "lr", low=0, low_open=True, expected="a positive learning rate")
         for name in ("weight_decay", "grad_clip", "focal_weight", "dice_weight", "iou_weight"):
             validate_number(getattr(self, name), name, low=0)
-        for name in ("p_box", "generic_share", "nonsquare_share"):
+        for name in ("p_box", "generic_share", "nonsquare_share", "text_share"):
             validate_number(getattr(self, name), name, 0, 1, expected="a share in [0, 1]")
 
     @property

@@ -8,9 +8,10 @@ import numpy as np
 import torch
 
 from ..data.generic import GenericSceneConfig, make_generic_scene
+from ..data.record import SegmentationRecord
 from ..data.scenes import SceneConfig, make_scene
 
-__all__ = ["SceneMasks", "scene_size"]
+__all__ = ["SceneMasks", "scene_size", "training_scene"]
 
 
 class SceneMasks(torch.utils.data.Dataset):
@@ -39,14 +40,9 @@ class SceneMasks(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        seed = self.first_seed + int(index)
-        rng = np.random.default_rng([seed, 1])  # kind, size and masks; apart from the drawing
-        generic = rng.random() < self.generic_share
-        h, w = scene_size(rng, self.size, self.nonsquare_share)
-        if generic:
-            record = make_generic_scene(seed, (h, w), self.generic)
-        else:
-            record = make_scene(seed, (h, w), self.scene)
+        record, rng = training_scene(self.first_seed + int(index), self.size, self.scene,
+                                     self.generic, self.generic_share, self.nonsquare_share)
+        h, w = record.image.shape[:2]
         n = len(record)
         pick = rng.choice(n, self.k, replace=n < self.k)
         image = torch.zeros(3, self.size, self.size, dtype=torch.uint8)
@@ -54,6 +50,22 @@ class SceneMasks(torch.utils.data.Dataset):
         masks = torch.zeros(self.k, self.size, self.size, dtype=torch.bool)
         masks[:, :h, :w] = torch.from_numpy(record.masks[pick])
         return image, masks, torch.tensor([h, w])
+
+
+def training_scene(seed: int, size: int, scene: SceneConfig | None = None,
+                   generic: GenericSceneConfig | None = None, generic_share: float = 0.0,
+                   nonsquare_share: float = 0.0) -> tuple[SegmentationRecord, np.random.Generator]:
+    """Scene ``seed`` of a training stream: lab or generic, square or not (see SceneMasks).
+
+    Returns the record and the random generator that chose its kind and size, for the caller's
+    further choices (which masks), so they too are fixed by the seed.
+    """
+    rng = np.random.default_rng([seed, 1])  # kind, size and masks; apart from the drawing
+    is_generic = rng.random() < generic_share
+    h, w = scene_size(rng, size, nonsquare_share)
+    if is_generic:
+        return make_generic_scene(seed, (h, w), generic), rng
+    return make_scene(seed, (h, w), scene), rng
 
 
 def scene_size(rng: np.random.Generator, size: int, nonsquare_share: float) -> tuple[int, int]:

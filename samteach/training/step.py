@@ -33,7 +33,7 @@ from .losses import sam_loss
 from .samplers import append_clicks, sample_error_clicks, sample_first_prompts
 
 __all__ = ["InteractiveSam", "interactive_step", "next_round_prompts", "preprocess_batch",
-           "round_plan"]
+           "round_plan", "text_first_prompts"]
 
 
 def preprocess_batch(model: Sam, images: torch.Tensor,
@@ -88,6 +88,7 @@ def interactive_step(
     model: Sam, images: torch.Tensor, masks: torch.Tensor, config: TrainConfig,
     generator: torch.Generator | None = None, record_rounds: bool = False,
     input_sizes: torch.Tensor | None = None,
+    text: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict:
     """One training step's forward pass: all rounds of SAM's interactive loop on a batch.
 
@@ -101,6 +102,8 @@ def interactive_step(
             and for the lab's pictures).
         input_sizes: (B, 2) (h, w) of each image inside its square; the rest is padding
             (:func:`preprocess_batch`). None: every image fills its square.
+        text: (P, D) CLIP embeddings and (P,) bool, the prompts whose first interaction is
+            that embedding instead of a point or box (SAM §7.5; see :func:`text_first_prompts`).
 
     Returns:
         "loss" to backpropagate (summed over the rounds with gradients), and per-round detached
@@ -121,13 +124,16 @@ def interactive_step(
     image_pe = model.prompt_encoder.get_dense_pe()
     first = sample_first_prompts(gt, generator, p_box=config.p_box, point_mode=config.point_mode)
     points, labels, mask_input = first.points, first.labels, None  # (P, 2, 2), (P, 2)
+    if text is not None:  # those prompts start from the text token alone: [pad, text]
+        labels = torch.where(text[1][:, None], -1, labels)
     clicks, grads = round_plan(config, generator, gt.device)
     last = max(r for r, g in enumerate(grads) if g)  # later rounds would train nothing: skip
     total, round_loss, round_iou, history = 0.0, [], [], []
     for r in range(last + 1):
         with torch.set_grad_enabled(grads[r]):
             out, low_res = _decode_round(model, (embeddings, fine), image_pe, points, labels,
-                                         mask_input, target, config, multimask=(r == 0))
+                                         mask_input, target, config, multimask=(r == 0),
+                                         text=text)
         if out["loss"].requires_grad:
             total = total + out["loss"]
         best = out["iou_pred"].detach().argmax(dim=1)  # (P,): the mask fed back
@@ -182,13 +188,21 @@ def next_round_prompts(
 
 
 def _decode_round(model, features, image_pe, points, labels, mask_input, target, config,
-                  multimask: bool):
+                  multimask: bool, text=None):
     """Prompt encoder + decoder for all P prompts, and their loss at the target's size.
 
-    ``features`` = (image embeddings (B, C, h, w), high-res stem maps or None)."""
+    ``features`` = (image embeddings (B, C, h, w), high-res stem maps or None); ``text`` =
+    (embeddings (P, D), rows (P,) bool) or None."""
     embeddings, fine = features
     sparse, dense = model.prompt_encoder(points=(points, labels), boxes=None, masks=mask_input,
                                          pad=False)  # prompts are spelled out (prompts.py)
+    if text is not None:
+        # Token 1 of a text prompt (the first prompt's second token: a pad, or a box's second
+        # corner for the others) is its text token, so a text prompt is [pad, text, clicks...]:
+        # the tokens SamPredictor makes for text and clicks (their order does not matter).
+        token = model.prompt_encoder.embed_text(text[0])  # (P, C)
+        second = torch.where(text[1][:, None], token, sparse[:, 1])  # (P, C)
+        sparse = torch.cat([sparse[:, :1], second[:, None], sparse[:, 2:]], dim=1)
     low_res, iou_pred = model.mask_decoder(embeddings, image_pe, sparse, dense, multimask,
                                            high_res_features=fine)
     logits = low_res if low_res.shape[-2:] == target.shape[-2:] else _upsample(
@@ -210,12 +224,48 @@ class InteractiveSam(torch.nn.Module):
     step calls SAM's three parts directly, so it must be that forward.)
     """
 
-    def __init__(self, sam: Sam, config: TrainConfig) -> None:
+    def __init__(self, sam: Sam, config: TrainConfig, clip: torch.nn.Module | None = None) -> None:
         super().__init__()
         self.sam, self.config = sam, config
+        # Text prompts' training: a frozen CLIP, whose image embeddings of the objects are the
+        # first interaction of a share of the prompts. A plain attribute, not a submodule: it
+        # is neither trained nor saved with SAM.
+        object.__setattr__(self, "clip", clip)
 
     def forward(self, images: torch.Tensor, masks: torch.Tensor,
                 generator: torch.Generator | None = None,
                 input_sizes: torch.Tensor | None = None) -> dict:
+        text = None
+        if self.clip is not None and self.config.text_share > 0:
+            text = text_first_prompts(self.clip, images, masks, self.config.text_share,
+                                      generator)
         return interactive_step(self.sam, images, masks, self.config, generator,
-                                input_sizes=input_sizes)
+                                input_sizes=input_sizes, text=text)
+
+
+@torch.no_grad()
+def text_first_prompts(clip, images: torch.Tensor, masks: torch.Tensor, share: float,
+                       generator: torch.Generator | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which prompts start from text, and their CLIP embeddings (SAM §7.5, App. D.5).
+
+    Each of the P = B*K prompts is a text prompt with probability ``share`` if its object is
+    large enough (the paper drops small masks); its embedding is the frozen CLIP's *image*
+    embedding of the paper's crop of the object -- at inference the *text* embedding of a
+    caption takes its place. Returns (P, D) embeddings (zero where not text) and (P,) bool.
+    """
+    from ..text.crops import object_crop
+    from ..text.pairs import large_enough
+
+    B, K, H, W = masks.shape
+    flat = masks.flatten(0, 1)  # (P, H, W)
+    coins = torch.rand(len(flat), generator=generator, device=masks.device) < share
+    rows = coins & large_enough(flat, max(H, W))  # (P,)
+    embeddings = torch.zeros(len(flat), clip.config.embed_dim, device=masks.device)
+    chosen = rows.nonzero()[:, 0].tolist()
+    if chosen:
+        size = clip.config.image_size
+        crops = torch.stack([object_crop(images[i // K], flat[i], size, generator)
+                             for i in chosen])  # (n, 3, S, S)
+        embeddings[chosen] = clip.embed_images(crops).float()
+    return embeddings, rows

@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -25,7 +25,7 @@ import torch.distributed as dist
 
 from ..build import build_sam
 from ..checkpoint import load_state_dict, save_checkpoint
-from ..config import get_config
+from ..config import SamConfig, get_config
 from ..data.generic import GenericSceneConfig
 from ..data.scenes import SceneConfig
 from ..utils.arguments import validate_int
@@ -34,7 +34,7 @@ from .config import TrainConfig, lr_at
 from .scenes import SceneMasks
 from .step import InteractiveSam
 
-__all__ = ["Trainer", "config_from_state", "default_device"]
+__all__ = ["Trainer", "config_from_state", "default_device", "with_text_prompts"]
 
 STATE, MODEL, LOG, SUMMARY = "state.pt", "model.safetensors", "log.jsonl", "summary.json"
 # With overwrite, the run being replaced waits here until the new one finishes: an interrupted
@@ -45,6 +45,11 @@ REPLACED = ".replaced"
 def default_device() -> torch.device:
     """CUDA when there is a GPU, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def with_text_prompts(config: SamConfig, text_dim: int) -> SamConfig:
+    """``config`` with a prompt encoder that takes D = ``text_dim`` CLIP embeddings."""
+    return replace(config, prompt_encoder=replace(config.prompt_encoder, text_dim=text_dim))
 
 
 def config_from_state(data: dict) -> TrainConfig:
@@ -108,12 +113,18 @@ class Trainer:
         self._check_out_dir(resume, overwrite)
         self.overwrite = overwrite
         self.rank, self.world, self.device = _init_distributed(device or default_device())
+        model_config, self.clip = get_config(config.preset), None
+        if config.text_share > 0:  # SAM with a text token, taught by a frozen CLIP
+            from ..text.clip import load_clip
+
+            self.clip = load_clip(config.clip).to(self.device).requires_grad_(False)
+            model_config = with_text_prompts(model_config, self.clip.config.embed_dim)
         with torch.random.fork_rng(devices=[]):  # the seed fixes the initial weights too
             torch.manual_seed(config.seed)
-            self.sam = build_sam(config.preset)
+            self.sam = build_sam(model_config)
         self.init = None if init is None else _warm_start(self.sam, init)
         self.sam = self.sam.to(self.device).train()
-        self.model = InteractiveSam(self.sam, config)
+        self.model = InteractiveSam(self.sam, config, self.clip)
         if self.world > 1:
             self.model = torch.nn.parallel.DistributedDataParallel(self.model)
         self.optimizer = torch.optim.AdamW(self.sam.parameters(), lr=config.lr,
@@ -319,7 +330,10 @@ def _save_state(state: dict, path: Path) -> None:
 
 # Parts a warm start may add to the model it continues: SAM 2's high-res path, whose
 # projections start at zero, so the continued model begins exactly where the old one was.
-_NEW_PARTS = ("image_encoder.high_res_stem.", "mask_decoder.conv_s0.", "mask_decoder.conv_s1.")
+# The text prompt's projection and type embedding are new too (the decoder first meets them as
+# it is fine-tuned).
+_NEW_PARTS = ("image_encoder.high_res_stem.", "mask_decoder.conv_s0.", "mask_decoder.conv_s1.",
+              "prompt_encoder.text_")
 
 
 def _warm_start(sam, init: str | Path) -> dict:

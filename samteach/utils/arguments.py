@@ -237,10 +237,16 @@ def validate_inside(xy: np.ndarray, image_size: tuple[int, int], name: str, fram
 
 def validate_prompt_tensors(
     point_coords, point_labels, boxes, mask_input, input_size: tuple[int, int],
-    mask_size: tuple[int, int],
+    mask_size: tuple[int, int], text=None,
 ) -> None:
     """The batched tensors of ``predict_torch`` (already in the resized input frame)."""
     batch = {}
+    if text is not None:
+        _tensor(text, "text")
+        if text.dim() != 2:
+            raise ValueError(f"text must be a (B, D) tensor of CLIP embeddings; got "
+                             f"{shape_text(tuple(text.shape))}")
+        batch["text"] = text.shape[0]
     if point_coords is not None:
         _tensor(point_coords, "point_coords")
         if point_coords.dim() != 3 or point_coords.shape[-1] != 2:

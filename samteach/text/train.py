@@ -1,0 +1,199 @@
+"""Train the tiny CLIP on (crop, caption) pairs of the synthetic scenes, and score it.
+
+    python -m samteach.text.train --steps 1500 --out runs/clip
+    python -m samteach.text.train --steps 1500 --out runs/clip --ship tiny_clip
+
+Each step draws fresh training scenes (lab and generic, like SAM's training stream), crops
+every large enough object the paper's way, gives each crop one of its captions at random, and
+takes a step of the contrastive loss. At the end the crops of held-out scenes are matched
+against every caption those scenes use (:func:`retrieval`); ``--ship`` copies the weights and
+a JSON of the run into ``samteach/weights/clip/``. A run takes minutes: it is exactly repeatable
+from ``--steps`` and ``--seed``, and not resumable (start it again).
+
+Shapes: n pairs in a step, V captions in the vocabulary, D the shared embedding width.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..evaluation.heldout import HELD_OUT_SEED, HELD_OUT_SETS, held_out_scenes
+from ..training.config import lr_at
+from ..training.scenes import training_scene
+from ..utils.arguments import validate_int, validate_number
+from ..utils.cli import ArgumentParser, run
+from ..utils.files import atomic_write, write_text_atomic
+from .clip import CLIP_DIR, TinyClip, TinyClipConfig, load_clip, save_clip
+from .pairs import CropPairs, scene_pairs
+
+__all__ = ["ClipTrainConfig", "main", "retrieval", "train_clip"]
+
+
+@dataclass(frozen=True)
+class ClipTrainConfig:
+    """Everything a CLIP run depends on (recorded in its JSON)."""
+
+    model: TinyClipConfig = field(default_factory=TinyClipConfig)
+    scene_size: int = 128  # the tiny SAM's input: CLIP sees the objects as SAM's training does
+    scenes_per_step: int = 32  # ~150-250 pairs: enough negatives for a 40-word vocabulary
+    max_steps: int = 1500
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    generic_share: float = 0.5  # the same mixture as SAM's training stream
+    nonsquare_share: float = 0.25
+    seed: int = 0
+    # Scene seeds of the stream; apart from SAM's training (0 on) and the held-out sets (1e9 on).
+    train_seed_start: int = 500_000_000
+
+    def __post_init__(self) -> None:
+        for name in ("scene_size", "scenes_per_step", "max_steps"):
+            validate_int(getattr(self, name), name)
+        for name in ("warmup_steps", "seed", "train_seed_start"):
+            validate_int(getattr(self, name), name, low=0)
+        validate_number(self.lr, "lr", low=0, low_open=True, expected="a positive learning rate")
+        validate_number(self.weight_decay, "weight_decay", low=0)
+        for name in ("generic_share", "nonsquare_share"):
+            validate_number(getattr(self, name), name, 0, 1, expected="a share in [0, 1]")
+
+
+def _batch(config: ClipTrainConfig, step: int, generator: torch.Generator) -> CropPairs:
+    """The pairs of step ``step``: every large enough object of its scenes."""
+    parts = []
+    for i in range(config.scenes_per_step):
+        seed = config.train_seed_start + step * config.scenes_per_step + i
+        record, _ = training_scene(seed, config.scene_size, generic_share=config.generic_share,
+                                   nonsquare_share=config.nonsquare_share)
+        parts.append(scene_pairs(record, config.model.image_size, generator))
+    return CropPairs(torch.cat([p.crops for p in parts]),
+                     [c for p in parts for c in p.captions],
+                     [i for p in parts for i in p.instances])
+
+
+def train_clip(config: ClipTrainConfig, progress: bool = True) -> tuple[TinyClip, list[float]]:
+    """Train a TinyClip from scratch; returns it (eval mode) and its loss per step."""
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(config.seed)
+    model = TinyClip(config.model)
+    decay = [p for p in model.parameters() if p.dim() >= 2]  # not biases, norms, temperature
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": rest, "weight_decay": 0.0}], lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    losses = []
+    for step in tqdm(range(config.max_steps), desc="tiny CLIP", disable=not progress):
+        pairs = _batch(config, step, generator)
+        pick = torch.randint(0, 1 << 30, (len(pairs),), generator=generator).tolist()
+        chosen = [found[k % len(found)] for found, k in zip(pairs.captions, pick, strict=True)]
+        tokens = model.tokenizer.encode(chosen, config.model.context)  # (n, L)
+        # [i, j]: caption j is true of crop i ("liquid" is true of every liquid in the batch)
+        positives = torch.tensor([[c in found for c in chosen] for found in pairs.captions])
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, config)
+        loss = model(pairs.crops, tokens, positives)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():  # CLIP clips the temperature's scale at 100
+            model.log_scale.clamp_(max=4.6052)
+        losses.append(float(loss.detach()))
+    return model.eval(), losses
+
+
+@torch.no_grad()
+def retrieval(model: TinyClip, n_scenes: int = 100, first_seed: int = HELD_OUT_SEED,
+              size: int = 128, kinds: tuple[str, ...] = HELD_OUT_SETS) -> dict:
+    """Zero-shot crop -> caption retrieval on held-out scenes.
+
+    Every large enough object of ``n_scenes`` scenes of each held-out set is cropped the
+    paper's way (growth in [1, 2], half of them with the outside zeroed; fixed draws); its
+    embedding is matched against every caption the scenes use, and the top caption counts as
+    right when it is true of the object. Returns top-1 accuracy per set and over all, and the
+    number of crops and captions.
+    """
+    generator = torch.Generator().manual_seed(0)
+    result, crops, truths = {}, [], []
+    for kind in kinds:
+        for record in held_out_scenes(kind, n_scenes, size, first_seed):
+            pairs = scene_pairs(record, model.config.image_size, generator)
+            crops.append(pairs.crops)
+            truths += [(kind, found) for found in pairs.captions]
+    vocabulary = sorted({c for _, found in truths for c in found})
+    texts = model.embed_text(vocabulary)  # (V, D)
+    images = model.embed_images(torch.cat(crops))  # (n, D)
+    top = (images @ texts.T).argmax(dim=1).tolist()  # (n,)
+    right = [vocabulary[t] in found for t, (_, found) in zip(top, truths, strict=True)]
+    for kind in kinds:
+        hits = [r for r, (k, _) in zip(right, truths, strict=True) if k == kind]
+        result[kind] = round(sum(hits) / max(1, len(hits)), 4)
+    result.update(top1=round(sum(right) / max(1, len(right)), 4), crops=len(right),
+                  vocabulary=len(vocabulary), scenes_per_set=n_scenes)
+    return result
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = ArgumentParser("python -m samteach.text.train", __doc__,
+                       aliases={"max_steps": "--steps", "scenes_per_step": "--scenes"})
+    p.add_argument("--out", required=True, help="the run's folder")
+    p.add_argument("--steps", type=int, default=ClipTrainConfig.max_steps)
+    p.add_argument("--scenes", type=int, default=ClipTrainConfig.scenes_per_step,
+                   help="scenes per step (each gives all its large enough objects)")
+    p.add_argument("--lr", type=float, default=ClipTrainConfig.lr)
+    p.add_argument("--seed", type=int, default=ClipTrainConfig.seed)
+    p.add_argument("--eval-scenes", type=int, default=100,
+                   help="held-out scenes of each set for the retrieval score")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--ship", metavar="NAME",
+                   help="copy the weights and JSON into samteach/weights/clip/NAME.*")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    validate_int(args.eval_scenes, "eval_scenes")
+    config = ClipTrainConfig(max_steps=args.steps, scenes_per_step=args.scenes, lr=args.lr,
+                             seed=args.seed)
+    out = Path(args.out)
+    if (out / "summary.json").exists() and not args.overwrite:
+        raise FileExistsError(f"{out} holds a finished run; pass --overwrite to replace it")
+    out.mkdir(parents=True, exist_ok=True)
+    given = argv if argv is not None else sys.argv[1:]
+    command = "python -m samteach.text.train " + shlex.join(given)
+    if "OMP_NUM_THREADS" in os.environ:
+        command = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} {command}"
+    start = time.perf_counter()
+    model, losses = train_clip(config, progress=not args.no_progress)
+    wall = time.perf_counter() - start
+    save_clip(model, out / "model.safetensors")
+    summary = {"command": command, "config": asdict(config), "wall_time_s": round(wall, 1),
+               "threads": torch.get_num_threads(),
+               "loss": [round(v, 4) for v in losses[:: max(1, len(losses) // 100)]],
+               "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
+               "temperature": round(float(model.log_scale.detach().exp()), 2),
+               "retrieval": retrieval(load_clip(out / "model.safetensors"), args.eval_scenes)}
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    r = summary["retrieval"]
+    print(f"{config.max_steps} steps in {wall:.0f} s -> {out}; held-out retrieval top-1 "
+          f"{r['top1']:.3f} ({', '.join(f'{k} {r[k]:.3f}' for k in HELD_OUT_SETS)}; "
+          f"{r['crops']} crops, {r['vocabulary']} captions)")
+    if args.ship:
+        CLIP_DIR.mkdir(parents=True, exist_ok=True)
+        atomic_write(CLIP_DIR / f"{args.ship}.safetensors",
+                     lambda tmp: shutil.copyfile(out / "model.safetensors", tmp))
+        write_text_atomic(CLIP_DIR / f"{args.ship}.json", json.dumps(summary, indent=2) + "\n")
+        print(f"shipped {CLIP_DIR / args.ship}.safetensors")
+    return summary
+
+
+if __name__ == "__main__":
+    run(main)

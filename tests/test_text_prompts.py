@@ -1,0 +1,318 @@
+"""SAM with a text prompt (SAM §7.5): the text token in the prompt encoder, its training as the
+paper did it (the CLIP image embedding of the object as the first interaction), the predictor's
+``text=``, the CLIP checkpoint files and the evaluation of text prompts."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from samteach import SamPredictor, build_sam
+from samteach.config import get_config
+from samteach.data import make_scene
+from samteach.text import TinyClip, TinyClipConfig, contrastive_loss
+from samteach.text.clip import load_clip, save_clip
+from samteach.text.pairs import MIN_OBJECT_SHARE, scene_pairs
+from samteach.training import TrainConfig
+from samteach.training.step import interactive_step, text_first_prompts
+from samteach.training.trainer import Trainer, with_text_prompts
+
+D = 16  # CLIP width of the small test CLIP
+
+
+@pytest.fixture(scope="module")
+def clip():
+    torch.manual_seed(0)
+    return TinyClip(TinyClipConfig(image_size=16, image_width=4, text_width=16, text_layers=1,
+                                   embed_dim=D)).eval()
+
+
+@pytest.fixture(scope="module")
+def sam():
+    torch.manual_seed(1)
+    model = build_sam(with_text_prompts(get_config("tiny"), D))
+    for p in model.prompt_encoder.text_projection.parameters():  # not the zero-ish init
+        torch.nn.init.normal_(p, std=0.5)
+    return model
+
+
+# ---------------------------------------------------------------- the loss and the pairs
+def test_positives_spread_the_answer_over_every_true_caption():
+    g = torch.Generator().manual_seed(0)
+    images, texts = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)
+    scale = torch.tensor(2.0)
+    eye = torch.eye(4, dtype=torch.bool)
+    torch.testing.assert_close(contrastive_loss(images, texts, scale, eye),
+                               contrastive_loss(images, texts, scale))  # CLIP's when distinct
+    positives = eye.clone()
+    positives[0, 1] = positives[1, 0] = True  # captions 0 and 1 are both true of crops 0 and 1
+    logits = torch.nn.functional.normalize(images, dim=-1) @ torch.nn.functional.normalize(
+        texts, dim=-1).T * scale.exp()
+    target = positives.float() / positives.float().sum(1, keepdim=True)  # symmetric here
+    rows = -(target * logits.log_softmax(1)).sum(1).mean()
+    cols = -(target * logits.T.log_softmax(1)).sum(1).mean()
+    torch.testing.assert_close(contrastive_loss(images, texts, scale, positives),
+                               (rows + cols) / 2)
+    with pytest.raises(ValueError, match="true diagonal"):
+        contrastive_loss(images, texts, scale, torch.zeros(4, 4, dtype=torch.bool))
+
+
+def test_scene_pairs_keep_the_large_enough_objects_with_all_their_captions():
+    from samteach.text import instance_captions
+
+    record = make_scene(3, 128)
+    pairs = scene_pairs(record, 16, torch.Generator().manual_seed(0))
+    areas = record.masks.sum((1, 2))
+    assert pairs.instances == [i for i, a in enumerate(areas) if a >= MIN_OBJECT_SHARE * 128 ** 2]
+    assert 0 < len(pairs) < len(record)  # this scene has small objects too
+    assert pairs.crops.shape == (len(pairs), 3, 16, 16)
+    assert pairs.captions == [instance_captions(record)[i] for i in pairs.instances]
+
+
+# ---------------------------------------------------------------- the text token
+def test_meta_models_have_no_text_parts_and_say_so():
+    model = build_sam("tiny")
+    assert not any("text" in k for k in model.state_dict())
+    with pytest.raises(ValueError, match="no text prompts"):
+        model.prompt_encoder.embed_text(torch.zeros(1, D))
+    predictor = SamPredictor(model)
+    predictor.set_image(make_scene(0, 128).image)
+    with pytest.raises(ValueError, match="no text prompts"):
+        predictor.predict(text="the flask")
+
+
+def test_the_text_token_comes_after_the_others_padded_like_points(sam):
+    pe = sam.prompt_encoder
+    text = torch.randn(2, D)
+    token = pe.embed_text(text)  # (2, C)
+    alone, _ = pe(points=None, boxes=None, masks=None, text=text)
+    pad, _ = pe(points=(torch.zeros(2, 0, 2), torch.zeros(2, 0, dtype=torch.long)), boxes=None,
+                masks=None)
+    torch.testing.assert_close(alone, torch.cat([pad, token[:, None]], 1))  # [pad, text]
+    points = (torch.tensor([[[30.0, 40.0]]] * 2), torch.ones(2, 1, dtype=torch.long))
+    clicks, _ = pe(points=points, boxes=None, masks=None)
+    both, _ = pe(points=points, boxes=None, masks=None, text=text)
+    torch.testing.assert_close(both, torch.cat([clicks, token[:, None]], 1))  # [click, pad, text]
+    box = torch.tensor([[10.0, 10.0, 60.0, 70.0]] * 2)
+    boxed, _ = pe(points=None, boxes=box, masks=None, text=text)
+    assert boxed.shape[1] == 3  # [corner, corner, text]: no pad with a box
+    with pytest.raises(ValueError, match=f"text must be \\(B, {D}\\)"):
+        pe.embed_text(torch.zeros(2, D + 1))
+
+
+def test_training_gives_a_text_prompt_the_tokens_the_predictor_gives(sam, clip):
+    """The step's text prompt ([pad, text], spelled into the first prompt's two slots) decodes
+    exactly as the predictor's text-alone prompt, and with clicks as text + clicks."""
+    record = make_scene(4, 128)
+    image = torch.from_numpy(record.image).permute(2, 0, 1)[None]
+    masks = torch.from_numpy(record.masks[:3])[None]  # (1, K=3, H, W)
+    config = TrainConfig(rounds=2, no_click_rounds=0, grad_rounds="all", text_share=1.0)
+    text = (torch.randn(3, D), torch.tensor([True, False, True]))
+    with torch.no_grad():
+        out = interactive_step(sam, image, masks, config, torch.Generator().manual_seed(0),
+                               record_rounds=True, text=text)
+        first, second = out["rounds"]
+        assert (first["labels"][[0, 2]] == -1).all()  # the text prompts' slots: padding
+        predictor = SamPredictor(sam)
+        predictor.set_torch_image(image.float(), (128, 128))
+        _, iou, low = predictor.predict_torch(None, None, text=text[0][[0, 2]])
+        torch.testing.assert_close(low, first["low_res"][[0, 2]], atol=1e-4, rtol=1e-4)
+        # round 2: [pad, text, click] in training == click + text at the predictor
+        pts, lbl = second["points"][[0, 2], 2:], second["labels"][[0, 2], 2:]
+        _, _, low2 = predictor.predict_torch(pts, lbl, mask_input=second["mask_input"][[0, 2]],
+                                             multimask_output=False, text=text[0][[0, 2]])
+        torch.testing.assert_close(low2, second["low_res"][[0, 2]], atol=1e-4, rtol=1e-4)
+
+
+def test_text_first_prompts_use_clip_image_embeddings_of_large_objects(clip):
+    record = make_scene(3, 128)
+    image = torch.from_numpy(record.image).permute(2, 0, 1)[None]
+    masks = torch.from_numpy(record.masks)[None]  # every instance, small ones included
+    embeddings, rows = text_first_prompts(clip, image, masks, 1.0,
+                                          torch.Generator().manual_seed(0))
+    large = torch.from_numpy(record.masks.sum((1, 2)) >= MIN_OBJECT_SHARE * 128 ** 2)
+    assert torch.equal(rows, large)  # share 1: every large enough object, no small one
+    assert torch.allclose(embeddings[rows].norm(dim=-1), torch.ones(int(rows.sum())))
+    assert (embeddings[~rows] == 0).all()
+    none, rows0 = text_first_prompts(clip, image, masks, 0.0)
+    assert not rows0.any()
+
+
+def test_a_text_run_fine_tunes_the_shipped_tiny_and_reloads(tmp_path, clip):
+    save_clip(clip, tmp_path / "clip.safetensors")
+    config = TrainConfig(max_steps=2, images_per_step=2, masks_per_image=2, rounds=2,
+                         no_click_rounds=0, text_share=0.5, clip=str(tmp_path / "clip.safetensors"))
+    trainer = Trainer(config, tmp_path / "run", eval_every=0, eval_scenes=1, progress=False,
+                      init="tiny")
+    shipped = build_sam("tiny", pretrained=True).state_dict()
+    start = trainer.sam.state_dict()
+    assert all(torch.equal(start[k], v) for k, v in shipped.items())  # warm start: all of tiny
+    trainer.fit()
+    model = build_sam(tmp_path / "run" / "model.safetensors")
+    assert model.config.prompt_encoder.text_dim == D
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["config"]["text_share"] == 0.5
+
+
+# ---------------------------------------------------------------- the predictor and files
+def test_predict_with_text_alone_with_clicks_and_bad_text(sam, clip):
+    predictor = SamPredictor(sam, text_encoder=clip)
+    record = make_scene(5, 128)
+    predictor.set_image(record.image)
+    masks, scores, low = predictor.predict(text="the flask")
+    assert masks.shape == (3, 128, 128) and scores.shape == (3,)
+    masks, _, _ = predictor.predict(np.array([[40, 50]]), np.array([1]), text="the flask",
+                                    multimask_output=False)
+    assert masks.shape == (1, 128, 128)
+    embedding = clip.embed_text("the flask")[0]
+    same, _, _ = predictor.predict(np.array([[40, 50]]), np.array([1]), text=embedding,
+                                   multimask_output=False)
+    assert np.array_equal(same, masks)  # words or their embedding: one prompt
+    with pytest.raises(ValueError, match="holds no word"):
+        predictor.predict(text="  ")
+    with pytest.raises(ValueError, match="does not know 'giraffe'"):
+        predictor.predict(text="the giraffe")
+    with pytest.raises(TypeError, match="text must be a string"):
+        predictor.predict(text=3)
+    with pytest.raises(ValueError, match=r"\(D,\) tensor"):
+        predictor.predict(text=torch.zeros(1, D))
+
+
+def test_clip_files_round_trip_and_refuse_what_they_are_not(tmp_path, clip):
+    save_clip(clip, tmp_path / "c.safetensors")
+    loaded = load_clip(tmp_path / "c.safetensors")
+    assert loaded.config == clip.config and loaded.tokenizer.words == clip.tokenizer.words
+    for name, value in clip.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], value)
+    with pytest.raises(ValueError, match="no shipped CLIP named 'nope'"):
+        load_clip("nope")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_clip(tmp_path / "missing.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(b"not a file")
+    with pytest.raises(ValueError, match="not a samteach TinyClip"):
+        load_clip(tmp_path / "bad.safetensors")
+
+
+def test_evaluate_text_scores_named_objects(sam, clip):
+    from samteach.text.evaluate import TEXT_FIGURES, evaluate_text
+
+    result = evaluate_text(sam, clip, n_scenes=2, progress=False)
+    assert result["all"]["samples"] == result["lab"]["samples"] + result["generic"]["samples"] > 0
+    for name in (*TEXT_FIGURES, "hit", "image_hit"):
+        assert 0 <= result["all"][name] <= 1
+
+
+def test_the_clip_command_trains_scores_and_refuses_bad_flags(tmp_path, capsys):
+    from samteach.text.train import main
+    from samteach.utils.cli import run
+
+    summary = main(["--steps", "2", "--scenes", "2", "--eval-scenes", "1", "--no-progress",
+                    "--out", str(tmp_path / "clip")])
+    assert 0 <= summary["retrieval"]["top1"] <= 1 and summary["retrieval"]["crops"] > 0
+    assert load_clip(tmp_path / "clip" / "model.safetensors").config == TinyClipConfig()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        main(["--steps", "2", "--out", str(tmp_path / "clip")])
+    for argv, named in ((["--steps", "0"], "--steps must"), (["--scenes", "x"], "--scenes"),
+                        (["--lr", "-1"], "--lr must")):
+        with pytest.raises(SystemExit) as stop:
+            run(main, [*argv, "--out", str(tmp_path / "other")])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and named in err[0], err
+    assert not (tmp_path / "other").exists()
+
+
+# ---------------------------------------------------------------- a real CLIP plugs in
+@pytest.fixture(scope="module")
+def hf_clip_folder(tmp_path_factory):
+    """A tiny randomly initialised Hugging Face CLIP and a word-level tokenizer, saved to a
+    folder as a downloaded model would be: nothing is fetched."""
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from samteach.text import caption_words
+
+    words = ["<pad>", "<unk>", "<s>", "</s>", *caption_words()]
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)},
+                                           unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer,
+                                                     pad_token="<pad>", unk_token="<unk>")
+    config = transformers.CLIPConfig(
+        text_config=dict(vocab_size=len(words), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=16,
+                         pad_token_id=0, bos_token_id=2, eos_token_id=3),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=2, image_size=32, patch_size=8),
+        projection_dim=24)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("hf_clip")
+    transformers.CLIPModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_a_hugging_face_clip_trains_the_text_token_and_prompts_it(hf_clip_folder, tmp_path):
+    from samteach.text import HFClip
+
+    clip = load_clip(f"hf:{hf_clip_folder}")
+    assert isinstance(clip, HFClip) and clip.config.embed_dim == 24
+    texts = clip.embed_text(["the blue liquid", "cap"])
+    crops = clip.embed_images(torch.randint(0, 256, (3, 3, 20, 20)))
+    assert texts.shape == (2, 24) and crops.shape == (3, 24)
+    torch.testing.assert_close(texts.norm(dim=-1), torch.ones(2))
+    with pytest.raises(ValueError, match="non-empty words"):
+        clip.embed_text(" ")
+    config = TrainConfig(max_steps=1, images_per_step=2, masks_per_image=2, rounds=2,
+                         no_click_rounds=0, text_share=1.0, clip=f"hf:{hf_clip_folder}")
+    Trainer(config, tmp_path / "run", eval_every=0, eval_scenes=1, progress=False,
+            init="tiny").fit()
+    model = build_sam(tmp_path / "run" / "model.safetensors")
+    assert model.config.prompt_encoder.text_dim == 24
+    predictor = SamPredictor(model, text_encoder=clip)
+    predictor.set_image(make_scene(2, 128).image)
+    masks, scores, _ = predictor.predict(text="the flask")
+    assert masks.shape == (3, 128, 128)
+    with pytest.raises(TypeError, match="get_text_features"):
+        HFClip(torch.nn.Linear(2, 2), clip.tokenizer)
+
+
+# ---------------------------------------------------------------- the session and the widget
+def test_a_session_starts_from_words_and_corrects_with_clicks(sam, clip):
+    from samteach.demo import PromptSession
+
+    record = make_scene(5, 128)
+    session = PromptSession(SamPredictor(sam, text_encoder=clip), record.image)
+    first = session.set_text("the flask")
+    assert len(first.masks) == 3 and session.text == "the flask"  # text alone: a first prompt
+    second = session.add_point(40, 50)
+    assert len(second.masks) == 1 and session.text == "the flask"  # the text stays
+    expected, _, _ = session.predictor.predict(
+        np.array([[40.0, 50.0]]), np.array([1]), multimask_output=False, text="the flask",
+        mask_input=first.logits[first.chosen][None])
+    assert np.array_equal(second.masks, expected)
+    with pytest.raises(ValueError, match="does not know 'giraffe'"):
+        session.set_text("the giraffe")
+    assert session.text == "the flask" and session.prediction is second  # nothing changed
+    session.undo()
+    assert session.prediction is first
+    assert session.set_text(None) is None and session.text is None and not session.mask.any()
+    assert "text" not in repr(session)
+
+
+def test_the_widget_has_a_text_box_for_text_models_only(sam, clip):
+    from samteach.demo.widget import ClickDemo
+
+    image = make_scene(5, 128).image
+    plain = ClickDemo(build_sam("tiny"), image)
+    assert plain.buttons.text_row.layout.display == "none"
+    demo = ClickDemo(SamPredictor(sam, text_encoder=clip), image)
+    assert demo.buttons.text_row.layout.display is None
+    demo.buttons.text.value = "the flask"  # what Enter in the box sends
+    assert demo.session.text == "the flask" and len(demo.session.prediction.masks) == 3
+    assert "+ text “the flask”" in demo.status.value
+    demo.buttons.text.value = "the giraffe"
+    assert "giraffe" in demo.last_error and demo.session.text == "the flask"
+    demo.buttons.undo.click()
+    assert demo.session.text is None and demo.buttons.text.value == ""
