@@ -69,6 +69,9 @@ def build_sam(
         config = stored
     elif isinstance(config, str):
         config = get_config(config)
+        if stored is not None and stored.prompt_encoder.text_dim and config == replace(
+                stored, prompt_encoder=replace(stored.prompt_encoder, text_dim=0)):
+            config = stored  # the preset with text prompts added (e.g. pretrained="tiny_text")
     elif not isinstance(config, SamConfig):
         raise TypeError(f"config must be a preset name or a SamConfig; got "
                         f"{type(config).__name__}")

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from samteach import SamPredictor, build_sam
+from samteach.checkpoint import WEIGHTS_DIR
 from samteach.config import get_config
 from samteach.data import make_scene
 from samteach.text import TinyClip, TinyClipConfig, contrastive_loss
@@ -224,10 +225,16 @@ def test_the_clip_command_trains_scores_and_refuses_bad_flags(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- a real CLIP plugs in
-@pytest.fixture(scope="module")
-def hf_clip_folder(tmp_path_factory):
+@pytest.fixture
+def hf_clip_folder(tmp_path_factory, monkeypatch):
     """A tiny randomly initialised Hugging Face CLIP and a word-level tokenizer, saved to a
     folder as a downloaded model would be: nothing is fetched."""
+    import sys
+
+    # tests/official.py may have put a stand-in torchvision (no __spec__) in sys.modules for
+    # Meta's code; transformers probes torchvision with find_spec, which refuses such a module.
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        monkeypatch.delitem(sys.modules, name)
     transformers = pytest.importorskip("transformers")
     from tokenizers import Tokenizer, models, pre_tokenizers
 
@@ -316,3 +323,85 @@ def test_the_widget_has_a_text_box_for_text_models_only(sam, clip):
     assert "giraffe" in demo.last_error and demo.session.text == "the flask"
     demo.buttons.undo.click()
     assert demo.session.text is None and demo.buttons.text.value == ""
+
+
+# ---------------------------------------------------------------- shipping
+def test_shipping_a_text_run_records_its_clip_and_text_figures(tmp_path, monkeypatch, clip):
+    """A run trained with a CLIP file ships with the shipped CLIP of the same bytes named, and
+    with its text figures (held-out and the subset the tests re-evaluate); the CLIP ships with
+    its retrieval."""
+    from samteach.text.train import ship_clip
+    from samteach.training.__main__ import main as train_main
+
+    monkeypatch.setattr("samteach.course.release.WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr("samteach.course.release.CHECK_SCENES", 1)
+    monkeypatch.setattr("samteach.text.train.CLIP_DIR", tmp_path / "clips")
+    monkeypatch.setattr("samteach.text.clip.CLIP_DIR", tmp_path / "clips")
+    (tmp_path / "clip_run").mkdir()
+    save_clip(clip, tmp_path / "clip_run" / "model.safetensors")
+    (tmp_path / "clip_run" / "summary.json").write_text(json.dumps({"retrieval": {"top1": 0.5}}))
+    clip_summary = ship_clip(tmp_path / "clip_run", "small_clip")
+    assert clip_summary["retrieval_check"]["scenes_per_set"] == 1
+    assert (tmp_path / "clips" / "small_clip.safetensors").is_file()
+    summary = train_main(["--steps", "1", "--images", "1", "--masks", "2", "--rounds", "2",
+                          "--init", "tiny", "--text-share", "1", "--clip",
+                          str(tmp_path / "clip_run" / "model.safetensors"),
+                          "--out", str(tmp_path / "run"), "--eval-every", "0", "--eval-scenes",
+                          "1", "--no-progress", "--ship", "mine_text",
+                          "--final-eval-scenes", "1"])
+    assert summary["clip"]["name"] == "small_clip"
+    assert summary["clip"]["trained_with"].endswith("model.safetensors")
+    for key in ("text_evaluation", "text_evaluation_check"):
+        assert summary[key]["all"]["samples"] > 0 and "hit" in summary[key]["all"]
+    readme = (tmp_path / "weights" / "README.md").read_text()
+    assert "| `mine_text` | all |" in readme  # the text table
+    with pytest.raises(ValueError, match="is not shipped"):
+        from samteach.course.release import shipped_clip
+
+        shipped_clip(str(tmp_path / "nowhere.safetensors"))
+
+
+# ---------------------------------------------------------------- the shipped text weights
+def test_the_shipped_clip_reproduces_its_retrieval():
+    from samteach.course.release import CHECK_SCENES
+    from samteach.text.clip import CLIP_DIR
+    from samteach.text.train import retrieval
+
+    info = json.loads((CLIP_DIR / "tiny_clip.json").read_text())
+    assert "python -m samteach.text.train" in info["command"] and "--steps" in info["command"]
+    check = info["retrieval_check"]
+    assert check["scenes_per_set"] == CHECK_SCENES
+    assert retrieval(load_clip("tiny_clip"), CHECK_SCENES) == pytest.approx(check, abs=0.01)
+
+
+def test_the_shipped_text_model_reproduces_its_text_figures():
+    from samteach.course.release import CHECK_SCENES
+    from samteach.text.evaluate import evaluate_text
+
+    info = json.loads((WEIGHTS_DIR / "tiny_text.json").read_text())
+    assert info["clip"]["name"] == "tiny_clip" and info["config"]["text_share"] > 0
+    model = build_sam("tiny", pretrained="tiny_text")
+    result = evaluate_text(model, load_clip("tiny_clip"), CHECK_SCENES, progress=False)
+    for kind, figures in info["text_evaluation_check"].items():
+        assert result[kind]["samples"] == figures["samples"]
+        for name, value in figures.items():
+            assert result[kind][name] == pytest.approx(value, abs=0.01), (kind, name)
+
+
+# Issue 16's bars are not met yet by the shipped text model and CLIP (see the issue's notes:
+# the recipes tried and their figures). strict=True: the day they are met this test passes,
+# pytest reports it, and the marker must go -- the bars are never lowered here.
+@pytest.mark.xfail(strict=True, reason="issue 16 open: tiny_text and tiny_clip are below the "
+                   "bars (weights/README.md, the issue's notes)")
+def test_the_shipped_text_model_meets_the_bars():
+    """Issue 16's bars on the recorded held-out figures (which the tests above reproduce on a
+    subset): text hits the named object 80 % of the time, text alone reaches 0.85 of the
+    model's one-click mIoU, text + 1 click at least its two-click mIoU; CLIP retrieval 0.80."""
+    from samteach.text.clip import CLIP_DIR
+
+    figures = json.loads((WEIGHTS_DIR / "tiny_text.json").read_text())["text_evaluation"]["all"]
+    retrieval = json.loads((CLIP_DIR / "tiny_clip.json").read_text())["retrieval"]["top1"]
+    assert figures["hit"] >= 0.80
+    assert figures["text"] >= 0.85 * figures["point@1"]
+    assert figures["text+1"] >= figures["point@2"]
+    assert retrieval >= 0.80

@@ -15,7 +15,7 @@ from samteach.train import main as train_main
 from samteach.training import TrainConfig
 from samteach.training.trainer import Trainer
 
-SHIPPED = ("tiny", "tiny_single_round")
+SHIPPED = ("tiny", "tiny_single_round", "tiny_text")
 SMALL = TrainConfig(images_per_step=1, masks_per_image=2, rounds=2, no_click_rounds=0,
                     warmup_steps=1, max_steps=4)
 
@@ -49,6 +49,9 @@ def test_shipped_checkpoint_documents_its_run(name):
     assert len(info["learning_curve"]) >= 2  # held-out figures along the way
     if name == "tiny_single_round":
         assert info["config"]["rounds"] == 1 and info["config"]["no_click_rounds"] == 0
+    elif name == "tiny_text":  # tiny fine-tuned with text first prompts (text prompts, §7.5)
+        assert info["init"]["init"] == "tiny" and info["config"]["text_share"] > 0
+        assert info["config"]["freeze_encoder"] and info["config"]["rounds"] >= 2
     else:
         assert info["config"]["rounds"] >= 9  # clicks keep helping up to 9 (SAM App. A)
     assert (WEIGHTS_DIR / f"{name}.safetensors").stat().st_size < 10 * 2**20  # a few MB

@@ -11,6 +11,7 @@ from .lab02 import *  # noqa: F403
 from .lab03 import *  # noqa: F403
 from .lab04 import *  # noqa: F403
 from .lab06 import *  # noqa: F403
+from .lab07 import *  # noqa: F403
 
 __all__ = ["EXERCISES", "CheckFailed", "Exercise", "set_student_call_guard",
            *sorted(f"check_{n}" for n in EXERCISES)]

@@ -40,6 +40,15 @@ def ship(out_dir: str, name: str, n_scenes: int) -> dict:
             "by_size": {size: part.figures() for size, part in result.by_size().items()}}
         summary["evaluation_check"][kind] = evaluate_model(
             model, CHECK_SCENES, progress=False, kind=kind).figures()
+    if model.prompt_encoder.text_projection is not None:  # a model with text prompts
+        summary["clip"] = shipped_clip(summary["config"]["clip"])
+        from ..text.clip import load_clip
+        from ..text.evaluate import evaluate_text
+
+        clip = load_clip(summary["clip"]["name"])
+        summary["text_evaluation"] = evaluate_text(model, clip, n_scenes)
+        summary["text_evaluation_check"] = evaluate_text(model, clip, CHECK_SCENES,
+                                                         progress=False)
     WEIGHTS_DIR.mkdir(exist_ok=True)
     atomic_write(WEIGHTS_DIR / f"{name}.safetensors",
                  lambda tmp: shutil.copyfile(out / MODEL, tmp))
@@ -50,6 +59,28 @@ def ship(out_dir: str, name: str, n_scenes: int) -> dict:
         print(f"shipped {name}, {kind} scenes: " + ", ".join(f"{k} {v}" for k, v in
                                                               figures.items()))
     return summary
+
+
+def shipped_clip(clip: str) -> dict:
+    """The shipped CLIP a text model was trained with: ``clip`` is its name, or a file whose
+    bytes equal a shipped one's (a run made before its CLIP was shipped)."""
+    import hashlib
+
+    from ..text.clip import CLIP_DIR
+
+    shipped = {p.stem: hashlib.sha256(p.read_bytes()).hexdigest()
+               for p in sorted(CLIP_DIR.glob("*.safetensors"))}
+    if clip in shipped:
+        return {"name": clip, "sha256": shipped[clip]}
+    path = Path(clip)
+    if path.is_file():
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        for stem, known in shipped.items():
+            if known == digest:
+                return {"name": stem, "sha256": digest, "trained_with": clip}
+    raise ValueError(f"the run's CLIP {clip!r} is not shipped (samteach/weights/clip/ holds "
+                     f"{sorted(shipped)}): ship the CLIP first (python -m samteach.text.train "
+                     "... --ship NAME)")
 
 
 def weights_readme(folder) -> str:
@@ -72,6 +103,20 @@ def weights_readme(folder) -> str:
             lines.append(f"| `{name}` | {kind} | " + " | ".join(
                 f"{figures[k]:.3f}" if k.startswith(("mIoU", "NoC")) else str(figures[k])
                 for k in names) + f" | {figures['samples']} |")
+    texts = {name: info["text_evaluation"] for name, info in infos.items()
+             if "text_evaluation" in info}
+    if texts:
+        figures = ["text", "hit", "text+1", "image", "image+1", "point@1", "point@2"]
+        lines += ["", "Text prompts (`samteach.text.evaluate`: every caption naming one large "
+                  "object of the held-out scenes; `image` = the CLIP image embedding of its crop, "
+                  "`point@k` = k RITM clicks on the same objects):", "",
+                  "| weights | scenes | " + " | ".join(figures) + " | samples |",
+                  "|---" * (len(figures) + 3) + "|"]
+        for name, evaluation in texts.items():
+            for kind, e in evaluation.items():
+                lines.append(f"| `{name}` | {kind} | "
+                             + " | ".join(f"{e[k]:.3f}" for k in figures)
+                             + f" | {e['samples']} |")
     for name, info in infos.items():
         config = info["config"]
         init = info.get("init") or {}

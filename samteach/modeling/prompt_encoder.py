@@ -121,6 +121,19 @@ class PromptEncoder(nn.Module):
             self.text_projection = nn.Sequential(
                 nn.Linear(text_dim, embed_dim), nn.GELU(), nn.Linear(embed_dim, embed_dim))
             self.text_embed = nn.Embedding(1, embed_dim)
+            self._init_text_parts()
+
+    def _init_text_parts(self) -> None:
+        """Start the text token at the scale of the other tokens, whose Fourier features are
+        sines and cosines of order 1: with nn.Linear's default initialisation a unit-norm CLIP
+        embedding would come out ~100x smaller than the type embedding, and a fine-tuned decoder
+        would first see a token that is nearly the same for every phrase."""
+        first, last = self.text_projection[0], self.text_projection[2]
+        nn.init.normal_(first.weight, std=1.0)  # unit-norm input -> entries ~N(0, 1)
+        nn.init.normal_(last.weight, std=self.embed_dim ** -0.5)
+        nn.init.zeros_(first.bias)
+        nn.init.zeros_(last.bias)
+        nn.init.normal_(self.text_embed.weight, std=0.1)
 
     def get_dense_pe(self) -> torch.Tensor:
         """(1, C, H, W): the positional encoding of every image-embedding cell.

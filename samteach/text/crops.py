@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from ..utils.arguments import validate_int, validate_number
 from ..utils.masks import mask_to_box
 
-__all__ = ["object_crop"]
+__all__ = ["object_crop", "sample_square"]
 
 
 def object_crop(image: torch.Tensor, mask: torch.Tensor, size: int,
@@ -40,11 +40,19 @@ def object_crop(image: torch.Tensor, mask: torch.Tensor, size: int,
     pixels = image.float()
     if float(draws[1]) < zero_outside:
         pixels = pixels * mask
-    # Sample the square at size x size points with bilinear interpolation (grid_sample's
-    # coordinates: -1 and 1 are the image's outer edges); outside the image it reads zeros.
-    H, W = mask.shape
-    steps = torch.arange(size, dtype=torch.float32, device=mask.device)
-    steps = (steps + 0.5) / size * 2 - 1  # in (-1, 1)
+    return sample_square(pixels, (cx, cy), half, size)
+
+
+def sample_square(pixels: torch.Tensor, centre: tuple[float, float], half: float,
+                  size: int) -> torch.Tensor:
+    """(3, H, W) float pixels -> the (3, size, size) square of half-side ``half`` (in pixels)
+    around ``centre`` = (x, y) (in pixel edges: pixel (0, 0) spans [0, 1] x [0, 1]), sampled
+    bilinearly; where the square leaves the image it reads zeros."""
+    cx, cy = centre
+    H, W = pixels.shape[-2:]
+    # grid_sample's coordinates: -1 and 1 are the image's outer edges (align_corners=False).
+    steps = torch.arange(size, dtype=torch.float32, device=pixels.device)
+    steps = (steps + 0.5) / size * 2 - 1  # the size output pixels' centres, in (-1, 1)
     xs = (cx + half * steps) / W * 2 - 1
     ys = (cy + half * steps) / H * 2 - 1
     grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1)  # (size, size, 2)

@@ -34,7 +34,7 @@ from ..utils.files import atomic_write, write_text_atomic
 from .clip import CLIP_DIR, TinyClip, TinyClipConfig, load_clip, save_clip
 from .pairs import CropPairs, scene_pairs
 
-__all__ = ["ClipTrainConfig", "main", "retrieval", "train_clip"]
+__all__ = ["ClipTrainConfig", "main", "retrieval", "ship_clip", "train_clip"]
 
 
 @dataclass(frozen=True)
@@ -78,12 +78,20 @@ def _batch(config: ClipTrainConfig, step: int, generator: torch.Generator) -> Cr
                      [i for p in parts for i in p.instances])
 
 
-def train_clip(config: ClipTrainConfig, progress: bool = True) -> tuple[TinyClip, list[float]]:
-    """Train a TinyClip from scratch; returns it (eval mode) and its loss per step."""
+def train_clip(config: ClipTrainConfig, progress: bool = True,
+               init: str | Path | None = None) -> tuple[TinyClip, list[float]]:
+    """Train a TinyClip from scratch, or on from the CLIP file ``init`` (a warm restart: a new
+    schedule, new scenes); returns it (eval mode) and its loss per step."""
     from tqdm.auto import tqdm
 
     torch.manual_seed(config.seed)
     model = TinyClip(config.model)
+    if init is not None:
+        start = load_clip(init)
+        if start.config != config.model:
+            raise ValueError(f"init {init} is a CLIP of another shape ({start.config}); this "
+                             f"run trains {config.model}")
+        model.load_state_dict(start.state_dict())
     decay = [p for p in model.parameters() if p.dim() >= 2]  # not biases, norms, temperature
     rest = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
@@ -149,6 +157,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="scenes per step (each gives all its large enough objects)")
     p.add_argument("--lr", type=float, default=ClipTrainConfig.lr)
     p.add_argument("--seed", type=int, default=ClipTrainConfig.seed)
+    p.add_argument("--init", metavar="CLIP", help="warm restart from this CLIP file")
+    p.add_argument("--train-seed-start", type=int, default=ClipTrainConfig.train_seed_start,
+                   help="first scene seed of the training stream (past a warm start's)")
     p.add_argument("--eval-scenes", type=int, default=100,
                    help="held-out scenes of each set for the retrieval score")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
@@ -162,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     validate_int(args.eval_scenes, "eval_scenes")
     config = ClipTrainConfig(max_steps=args.steps, scenes_per_step=args.scenes, lr=args.lr,
-                             seed=args.seed)
+                             seed=args.seed, train_seed_start=args.train_seed_start)
     out = Path(args.out)
     if (out / "summary.json").exists() and not args.overwrite:
         raise FileExistsError(f"{out} holds a finished run; pass --overwrite to replace it")
@@ -172,10 +183,17 @@ def main(argv: list[str] | None = None) -> dict:
     if "OMP_NUM_THREADS" in os.environ:
         command = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} {command}"
     start = time.perf_counter()
-    model, losses = train_clip(config, progress=not args.no_progress)
+    init = None
+    if args.init is not None:
+        import hashlib
+
+        init = {"init": args.init, "sha256": hashlib.sha256(Path(args.init).read_bytes())
+                .hexdigest()} if Path(args.init).is_file() else {"init": args.init}
+    model, losses = train_clip(config, progress=not args.no_progress, init=args.init)
     wall = time.perf_counter() - start
     save_clip(model, out / "model.safetensors")
-    summary = {"command": command, "config": asdict(config), "wall_time_s": round(wall, 1),
+    summary = {"command": command, "config": asdict(config), "init": init,
+               "wall_time_s": round(wall, 1),
                "threads": torch.get_num_threads(),
                "loss": [round(v, 4) for v in losses[:: max(1, len(losses) // 100)]],
                "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
@@ -187,11 +205,28 @@ def main(argv: list[str] | None = None) -> dict:
           f"{r['top1']:.3f} ({', '.join(f'{k} {r[k]:.3f}' for k in HELD_OUT_SETS)}; "
           f"{r['crops']} crops, {r['vocabulary']} captions)")
     if args.ship:
-        CLIP_DIR.mkdir(parents=True, exist_ok=True)
-        atomic_write(CLIP_DIR / f"{args.ship}.safetensors",
-                     lambda tmp: shutil.copyfile(out / "model.safetensors", tmp))
-        write_text_atomic(CLIP_DIR / f"{args.ship}.json", json.dumps(summary, indent=2) + "\n")
-        print(f"shipped {CLIP_DIR / args.ship}.safetensors")
+        summary = ship_clip(out, args.ship)
+    return summary
+
+
+def ship_clip(out_dir: str | Path, name: str) -> dict:
+    """Copy a finished CLIP run into samteach/weights/clip/NAME.safetensors + NAME.json, with
+    the retrieval on the first CHECK_SCENES held-out scenes, which the tests reproduce."""
+    from ..course.release import CHECK_SCENES
+
+    out = Path(out_dir)
+    summary = json.loads((out / "summary.json").read_text())
+    init = summary.get("init") or {}
+    earlier = Path(init.get("init", "")).parent / "summary.json"
+    if init.get("init") and earlier.is_file():  # a warm restart: how its start was made
+        init["command"] = json.loads(earlier.read_text()).get("command")
+    model = load_clip(out / "model.safetensors")
+    summary["retrieval_check"] = retrieval(model, CHECK_SCENES)
+    CLIP_DIR.mkdir(parents=True, exist_ok=True)
+    atomic_write(CLIP_DIR / f"{name}.safetensors",
+                 lambda tmp: shutil.copyfile(out / "model.safetensors", tmp))
+    write_text_atomic(CLIP_DIR / f"{name}.json", json.dumps(summary, indent=2) + "\n")
+    print(f"shipped {name}: held-out retrieval top-1 {summary['retrieval']['top1']:.3f}")
     return summary
 
 

@@ -66,6 +66,10 @@ class TrainConfig:
     # weights or a file). 0: no text prompts, and the model has no text parts.
     text_share: float = 0.0
     clip: str = "tiny_clip"
+    # Fine-tuning: keep the image encoder (and SAM 2's high-res stem) as it is and train the
+    # prompt encoder and decoder only -- a step costs about half, and the embedding every
+    # prompt reads does not move.
+    freeze_encoder: bool = False
 
     def __post_init__(self) -> None:
         # Every value checked here, where it is made, not at the first step that reads it.
@@ -73,6 +77,8 @@ class TrainConfig:
             validate_int(getattr(self, name), name)
         for name in ("no_click_rounds", "warmup_steps", "seed", "train_seed_start"):
             validate_int(getattr(self, name), name, low=0)
+        if not isinstance(self.freeze_encoder, bool):
+            raise ValueError(f"freeze_encoder must be True or False; got {self.freeze_encoder!r}")
         validate_choice(self.loss_resolution, "loss_resolution", ("low", "full"))
         validate_choice(self.grad_rounds, "grad_rounds", GRAD_ROUNDS)
         validate_choice(self.point_mode, "point_mode", FIRST_POINT_MODES)

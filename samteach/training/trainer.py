@@ -124,10 +124,13 @@ class Trainer:
             self.sam = build_sam(model_config)
         self.init = None if init is None else _warm_start(self.sam, init)
         self.sam = self.sam.to(self.device).train()
+        if config.freeze_encoder:
+            self.sam.image_encoder.requires_grad_(False)
         self.model = InteractiveSam(self.sam, config, self.clip)
         if self.world > 1:
             self.model = torch.nn.parallel.DistributedDataParallel(self.model)
-        self.optimizer = torch.optim.AdamW(self.sam.parameters(), lr=config.lr,
+        self.optimizer = torch.optim.AdamW([p for p in self.sam.parameters() if p.requires_grad],
+                                           lr=config.lr,
                                            weight_decay=config.weight_decay)
         self.generator = torch.Generator(self.device).manual_seed(config.seed * 1000 + self.rank)
         self.step, self.elapsed = 0, 0.0

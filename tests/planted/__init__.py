@@ -5,7 +5,8 @@ text ``old`` (which occurs exactly once in that exercise's solution cell) by ``n
 ``samteach.checks.check_<exercise>`` fail with the hint registered under ``mistake_key``.
 """
 
-from . import lab01, lab02, lab03, lab04, lab06
+from . import lab01, lab02, lab03, lab04, lab06, lab07
 
 PLANTED: dict[str, list[tuple[str, str, str]]] = {
-    **lab01.PLANTED, **lab02.PLANTED, **lab03.PLANTED, **lab04.PLANTED, **lab06.PLANTED}
+    **lab01.PLANTED, **lab02.PLANTED, **lab03.PLANTED, **lab04.PLANTED, **lab06.PLANTED,
+    **lab07.PLANTED}
