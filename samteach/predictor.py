@@ -176,8 +176,7 @@ class SamPredictor:
 
     def embed_text(self, text: str | list[str]) -> torch.Tensor:
         """Words -> (B, D) CLIP text embeddings, by ``text_encoder`` (for ``predict_torch``)."""
-        if self.model.prompt_encoder.text_projection is None:
-            self.model.prompt_encoder.embed_text(torch.zeros(1, 1))  # raises its clear error
+        self.model.prompt_encoder.require_text_prompts()
         if isinstance(text, str):
             text = [text]
         if not isinstance(text, (list, tuple)) or not text \

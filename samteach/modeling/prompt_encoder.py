@@ -167,12 +167,16 @@ class PromptEncoder(nn.Module):
         pe = self.pe_layer.forward_with_coords(corners, self.input_image_size)  # (B, 2, C)
         return pe + self._label_embeddings()[3:5]  # labels 2 (top-left) and 3 (bottom-right)
 
-    def embed_text(self, text: torch.Tensor) -> torch.Tensor:
-        """(B, D) CLIP embeddings (of a caption, or of an object's crop) -> (B, C) tokens."""
+    def require_text_prompts(self) -> None:
+        """Raise a clear error if this encoder was built without text prompts."""
         if self.text_projection is None:
             raise ValueError("this model has no text prompts (its prompt encoder was built "
                              "with text_dim=0); use a model trained with them, e.g. "
                              "build_sam('tiny', pretrained='tiny_text')")
+
+    def embed_text(self, text: torch.Tensor) -> torch.Tensor:
+        """(B, D) CLIP embeddings (of a caption, or of an object's crop) -> (B, C) tokens."""
+        self.require_text_prompts()
         expected = self.text_projection[0].in_features
         if text.dim() != 2 or text.shape[1] != expected:
             raise ValueError(f"text must be (B, {expected}) CLIP embeddings; got "
