@@ -10,7 +10,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from .checkpoint import guess_preset, load_state_dict, read_checkpoint, shipped_weights
-from .config import PRESETS, MaskDecoderConfig, SamConfig, get_config
+from .config import PRESETS, MaskDecoderConfig, SamConfig, get_config, with_text_prompts
 from .fast import use_fast_paths
 from .modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
@@ -69,8 +69,8 @@ def build_sam(
         config = stored
     elif isinstance(config, str):
         config = get_config(config)
-        if stored is not None and stored.prompt_encoder.text_dim and config == replace(
-                stored, prompt_encoder=replace(stored.prompt_encoder, text_dim=0)):
+        if stored is not None and stored.prompt_encoder.text_dim \
+                and config == with_text_prompts(stored, 0):
             config = stored  # the preset with text prompts added (e.g. pretrained="tiny_text")
     elif not isinstance(config, SamConfig):
         raise TypeError(f"config must be a preset name or a SamConfig; got "

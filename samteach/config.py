@@ -230,6 +230,11 @@ PRESETS: dict[str, SamConfig] = {
 }
 
 
+def with_text_prompts(config: SamConfig, text_dim: int) -> SamConfig:
+    """``config`` with a prompt encoder that takes D = ``text_dim`` CLIP embeddings (0: none)."""
+    return replace(config, prompt_encoder=replace(config.prompt_encoder, text_dim=text_dim))
+
+
 def get_config(name: str) -> SamConfig:
     """The preset ``name``: ``tiny``, ``vit_b``, ``vit_l``, ``vit_h`` (``default`` = vit_h)."""
     if not isinstance(name, str):

@@ -10,14 +10,14 @@ import torch
 
 from samteach import SamPredictor, build_sam
 from samteach.checkpoint import WEIGHTS_DIR
-from samteach.config import get_config
+from samteach.config import get_config, with_text_prompts
 from samteach.data import make_scene
 from samteach.text import TinyClip, TinyClipConfig, contrastive_loss
 from samteach.text.clip import load_clip, save_clip
 from samteach.text.pairs import MIN_OBJECT_SHARE, scene_pairs
 from samteach.training import TrainConfig
 from samteach.training.step import interactive_step, text_first_prompts
-from samteach.training.trainer import Trainer, with_text_prompts
+from samteach.training.trainer import Trainer
 
 D = 16  # CLIP width of the small test CLIP
 
@@ -293,6 +293,8 @@ def test_a_session_starts_from_words_and_corrects_with_clicks(sam, clip):
     session = PromptSession(SamPredictor(sam, text_encoder=clip), record.image)
     first = session.set_text("the flask")
     assert len(first.masks) == 3 and session.text == "the flask"  # text alone: a first prompt
+    assert session.choose_mask(1).chosen == 1 and session.text == "the flask"  # text kept
+    first = session.choose_mask(first.chosen)
     second = session.add_point(40, 50)
     assert len(second.masks) == 1 and session.text == "the flask"  # the text stays
     expected, _, _ = session.predictor.predict(

@@ -71,10 +71,11 @@ def check_fourier_features(ctx: Context) -> int:
 # ---------------------------------------------------------------- 2. point and box tokens
 
 
-def _encoder(seed: int) -> PromptEncoder:
-    """A small prompt encoder for a 128x128 input, every weight drawn from a seeded generator."""
+def _encoder(seed: int, text_dim: int = 0) -> PromptEncoder:
+    """A small prompt encoder for a 128x128 input (with text prompts of width ``text_dim``, if
+    any: lab 07), every weight drawn from a seeded generator."""
     encoder = PromptEncoder(embed_dim=16, image_embedding_size=(8, 8),
-                            input_image_size=(128, 128), mask_in_chans=4)
+                            input_image_size=(128, 128), mask_in_chans=4, text_dim=text_dim)
     g = seeded_generator(seed)
     with torch.no_grad():
         for p in list(encoder.parameters()) + list(encoder.buffers()):

@@ -12,6 +12,7 @@ from ..text.contrastive import contrastive_loss
 from ..text.crops import object_crop, sample_square
 from ..utils.masks import mask_to_box
 from ._core import Context, exercise, nearest, seeded_generator
+from .lab02 import _encoder
 
 __all__ = ["check_clip_loss", "check_embed_text_prompt", "check_paper_crop"]
 
@@ -194,17 +195,6 @@ def _paper_crop_case(ctx: Context, case: str, image, mask, size, seed, grow, p) 
 # --------------------------------------------------------------------- 3. the text token
 
 
-def _text_encoder(seed: int) -> PromptEncoder:
-    """A small prompt encoder with text prompts (D = 8), every weight seeded."""
-    encoder = PromptEncoder(embed_dim=16, image_embedding_size=(8, 8),
-                            input_image_size=(128, 128), mask_in_chans=4, text_dim=8)
-    g = seeded_generator(seed)
-    with torch.no_grad():
-        for p in list(encoder.parameters()) + list(encoder.buffers()):
-            p.copy_(torch.randn(p.shape, generator=g))
-    return encoder.eval()
-
-
 @exercise(
     "embed_text_prompt", lab=LAB, points=2,
     what="embed_text_prompt(prompt_encoder, points, boxes, text)",
@@ -227,7 +217,7 @@ def _text_encoder(seed: int) -> PromptEncoder:
     },
 )
 def check_embed_text_prompt(ctx: Context) -> int:
-    encoder = _text_encoder(3)
+    encoder = _encoder(3, text_dim=8)  # lab 02's, with text prompts
     g = seeded_generator(4)
     B = 2
     text = 3 * torch.randn(B, 8, generator=g)

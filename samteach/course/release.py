@@ -14,7 +14,7 @@ from ..evaluation.heldout import HELD_OUT_SEED, HELD_OUT_SETS, evaluate_model
 from ..training.trainer import LOG, MODEL, SUMMARY
 from ..utils.files import atomic_write, write_text_atomic
 
-__all__ = ["CHECK_SCENES", "ship", "weights_readme"]
+__all__ = ["CHECK_SCENES", "publish", "ship", "shipped_clip", "weights_readme"]
 
 CHECK_SCENES = 5  # the shipped JSON's "evaluation_check": a subset the tests re-evaluate
 
@@ -40,7 +40,7 @@ def ship(out_dir: str, name: str, n_scenes: int) -> dict:
             "by_size": {size: part.figures() for size, part in result.by_size().items()}}
         summary["evaluation_check"][kind] = evaluate_model(
             model, CHECK_SCENES, progress=False, kind=kind).figures()
-    if model.prompt_encoder.text_projection is not None:  # a model with text prompts
+    if model.prompt_encoder.has_text_prompts:
         summary["clip"] = shipped_clip(summary["config"]["clip"])
         from ..text.clip import load_clip
         from ..text.evaluate import evaluate_text
@@ -49,16 +49,20 @@ def ship(out_dir: str, name: str, n_scenes: int) -> dict:
         summary["text_evaluation"] = evaluate_text(model, clip, n_scenes)
         summary["text_evaluation_check"] = evaluate_text(model, clip, CHECK_SCENES,
                                                          progress=False)
-    WEIGHTS_DIR.mkdir(exist_ok=True)
-    atomic_write(WEIGHTS_DIR / f"{name}.safetensors",
-                 lambda tmp: shutil.copyfile(out / MODEL, tmp))
-    write_text_atomic(WEIGHTS_DIR / f"{name}.json", json.dumps(summary, indent=2) + "\n")
+    publish(out / MODEL, WEIGHTS_DIR, name, summary)
     write_text_atomic(WEIGHTS_DIR / "README.md", weights_readme(WEIGHTS_DIR))
     for kind in HELD_OUT_SETS:
         figures = {k: v for k, v in summary["evaluation"][kind].items() if k != "by_size"}
         print(f"shipped {name}, {kind} scenes: " + ", ".join(f"{k} {v}" for k, v in
                                                               figures.items()))
     return summary
+
+
+def publish(weights: Path, folder: Path, name: str, summary: dict) -> None:
+    """Put ``weights`` in ``folder`` as NAME.safetensors beside NAME.json, each atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / f"{name}.safetensors", lambda tmp: shutil.copyfile(weights, tmp))
+    write_text_atomic(folder / f"{name}.json", json.dumps(summary, indent=2) + "\n")
 
 
 def shipped_clip(clip: str) -> dict:

@@ -79,6 +79,7 @@ class _State:
     box: np.ndarray | None  # (4,) x0, y0, x1, y1, or None
     prediction: Prediction | None  # None when there are no prompts
     text: str | None = None  # what to segment, in words (models trained with text prompts)
+    text_embedding: torch.Tensor | None = None  # (D,) its CLIP embedding, made once per text
 
 
 _EMPTY = _State(np.zeros((0, 2)), np.zeros(0, dtype=np.int64), None, None)
@@ -127,7 +128,7 @@ class PromptSession:
             raise TypeError(f"foreground must be True or False; got {foreground!r}")
         points = np.concatenate([self._state.points, [xy]])  # (n+1, 2)
         labels = np.append(self._state.labels, int(foreground))  # (n+1,)
-        return self._push(points, labels, self._state.box, self._state.text)
+        return self._push(points, labels, self._state.box, *self._text())
 
     def set_box(self, x0: float, y0: float, x1: float, y1: float) -> Prediction:
         """Set (or replace) the box prompt; corners in either order, clipped to the image."""
@@ -136,7 +137,7 @@ class PromptSession:
         if box[2] - box[0] < 1 or box[3] - box[1] < 1:
             raise ValueError(f"the box must be at least one pixel wide and high; got corners "
                              f"({x0}, {y0}) and ({x1}, {y1})")
-        return self._push(self._state.points, self._state.labels, box, self._state.text)
+        return self._push(self._state.points, self._state.labels, box, *self._text())
 
     def set_text(self, text: str | None) -> Prediction | None:
         """Say what to segment ("the blue liquid"), or replace what was said; None removes it.
@@ -145,13 +146,14 @@ class PromptSession:
         without text prompts, empty text or a word the tokenizer does not know is refused with
         a clear error, before anything changes.
         """
-        if text is not None:
-            self.predictor.embed_text(text)  # refuse bad text before the state changes
+        # Embedded once here (bad text refused before the state changes); clicks reuse it.
+        embedding = None if text is None else self.predictor.embed_text(text)[0]  # (D,)
         if text is None and not len(self._state.points) and self._state.box is None:
             self._history.append(self._state)
             self._state = _EMPTY
             return None
-        return self._push(self._state.points, self._state.labels, self._state.box, text)
+        return self._push(self._state.points, self._state.labels, self._state.box, text,
+                          embedding)
 
     def undo(self) -> Prediction | None:
         """Go back one edit; returns the prediction now shown (None once nothing is left).
@@ -177,7 +179,8 @@ class PromptSession:
         validate_int(index, "index", 0, count - 1)
         chosen = Prediction(prediction.masks, prediction.scores, prediction.logits, int(index),
                             prediction.seconds)
-        self._state = _State(self._state.points, self._state.labels, self._state.box, chosen)
+        self._state = _State(self._state.points, self._state.labels, self._state.box, chosen,
+                             *self._text())
         return chosen
 
     # ------------------------------------------------------------------ state
@@ -260,15 +263,19 @@ class PromptSession:
         return Click(x=x, y=y, is_positive=bool(labels[0] == 1))
 
     # ------------------------------------------------------------------ internals
+    def _text(self) -> tuple[str | None, torch.Tensor | None]:
+        """The current text prompt: its words and its embedding (or two Nones)."""
+        return self._state.text, self._state.text_embedding
+
     def _push(self, points: np.ndarray, labels: np.ndarray, box: np.ndarray | None,
-              text: str | None = None) -> Prediction:
-        prediction = self._predict(points, labels, box, text)
+              text: str | None = None, embedding: torch.Tensor | None = None) -> Prediction:
+        prediction = self._predict(points, labels, box, embedding)
         self._history.append(self._state)
-        self._state = _State(points, labels, box, prediction, text)
+        self._state = _State(points, labels, box, prediction, text, embedding)
         return prediction
 
     def _predict(self, points: np.ndarray, labels: np.ndarray,
-                 box: np.ndarray | None, text: str | None = None) -> Prediction:
+                 box: np.ndarray | None, text: torch.Tensor | None = None) -> Prediction:
         """Rules 2 and 3 of the module docstring, then one prompt-encoder + decoder call.
         Text counts as one prompt: alone it is a first prompt, as a click is."""
         if self.predictor.features is not self._features:  # the predictor was used elsewhere

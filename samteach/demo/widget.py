@@ -133,7 +133,7 @@ class ClickDemo(widgets.VBox):
         self.buttons.teach.disabled = target is None
         self.buttons.teach.value = target is not None
         # The text box only for models trained with text prompts (SAM §7.5).
-        has_text = self.predictor.model.prompt_encoder.text_projection is not None
+        has_text = self.predictor.model.prompt_encoder.has_text_prompts
         self.buttons.text_row.layout.display = None if has_text else "none"
         self._suggest()
         self._redraw()

@@ -167,9 +167,14 @@ class PromptEncoder(nn.Module):
         pe = self.pe_layer.forward_with_coords(corners, self.input_image_size)  # (B, 2, C)
         return pe + self._label_embeddings()[3:5]  # labels 2 (top-left) and 3 (bottom-right)
 
+    @property
+    def has_text_prompts(self) -> bool:
+        """Built with ``text_dim`` > 0 (Meta's models: no)."""
+        return self.text_projection is not None
+
     def require_text_prompts(self) -> None:
         """Raise a clear error if this encoder was built without text prompts."""
-        if self.text_projection is None:
+        if not self.has_text_prompts:
             raise ValueError("this model has no text prompts (its prompt encoder was built "
                              "with text_dim=0); use a model trained with them, e.g. "
                              "build_sam('tiny', pretrained='tiny_text')")

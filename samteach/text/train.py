@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,7 +29,7 @@ from ..training.config import lr_at
 from ..training.scenes import training_scene
 from ..utils.arguments import validate_int, validate_number
 from ..utils.cli import ArgumentParser, run
-from ..utils.files import atomic_write, write_text_atomic
+from ..utils.files import write_text_atomic
 from .clip import CLIP_DIR, TinyClip, TinyClipConfig, load_clip, save_clip
 from .pairs import CropPairs, scene_pairs
 
@@ -212,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
 def ship_clip(out_dir: str | Path, name: str) -> dict:
     """Copy a finished CLIP run into samteach/weights/clip/NAME.safetensors + NAME.json, with
     the retrieval on the first CHECK_SCENES held-out scenes, which the tests reproduce."""
-    from ..course.release import CHECK_SCENES
+    from ..course.release import CHECK_SCENES, publish
 
     out = Path(out_dir)
     summary = json.loads((out / "summary.json").read_text())
@@ -222,10 +221,7 @@ def ship_clip(out_dir: str | Path, name: str) -> dict:
         init["command"] = json.loads(earlier.read_text()).get("command")
     model = load_clip(out / "model.safetensors")
     summary["retrieval_check"] = retrieval(model, CHECK_SCENES)
-    CLIP_DIR.mkdir(parents=True, exist_ok=True)
-    atomic_write(CLIP_DIR / f"{name}.safetensors",
-                 lambda tmp: shutil.copyfile(out / "model.safetensors", tmp))
-    write_text_atomic(CLIP_DIR / f"{name}.json", json.dumps(summary, indent=2) + "\n")
+    publish(out / "model.safetensors", CLIP_DIR, name, summary)
     print(f"shipped {name}: held-out retrieval top-1 {summary['retrieval']['top1']:.3f}")
     return summary
 

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from ..modeling import Sam
+from ..text.crops import object_crop
+from ..text.pairs import large_enough
 from .config import TrainConfig
 from .losses import sam_loss
 from .samplers import append_clicks, sample_error_clicks, sample_first_prompts
@@ -126,6 +128,7 @@ def interactive_step(
     points, labels, mask_input = first.points, first.labels, None  # (P, 2, 2), (P, 2)
     if text is not None:  # those prompts start from the text token alone: [pad, text]
         labels = torch.where(text[1][:, None], -1, labels)
+        text = (model.prompt_encoder.embed_text(text[0]), text[1])  # (P, C): once, every round
     clicks, grads = round_plan(config, generator, gt.device)
     last = max(r for r, g in enumerate(grads) if g)  # later rounds would train nothing: skip
     total, round_loss, round_iou, history = 0.0, [], [], []
@@ -192,7 +195,7 @@ def _decode_round(model, features, image_pe, points, labels, mask_input, target,
     """Prompt encoder + decoder for all P prompts, and their loss at the target's size.
 
     ``features`` = (image embeddings (B, C, h, w), high-res stem maps or None); ``text`` =
-    (embeddings (P, D), rows (P,) bool) or None."""
+    (text tokens (P, C), rows (P,) bool) or None."""
     embeddings, fine = features
     sparse, dense = model.prompt_encoder(points=(points, labels), boxes=None, masks=mask_input,
                                          pad=False)  # prompts are spelled out (prompts.py)
@@ -200,8 +203,7 @@ def _decode_round(model, features, image_pe, points, labels, mask_input, target,
         # Token 1 of a text prompt (the first prompt's second token: a pad, or a box's second
         # corner for the others) is its text token, so a text prompt is [pad, text, clicks...]:
         # the tokens SamPredictor makes for text and clicks (their order does not matter).
-        token = model.prompt_encoder.embed_text(text[0])  # (P, C)
-        second = torch.where(text[1][:, None], token, sparse[:, 1])  # (P, C)
+        second = torch.where(text[1][:, None], text[0], sparse[:, 1])  # (P, C)
         sparse = torch.cat([sparse[:, :1], second[:, None], sparse[:, 2:]], dim=1)
     low_res, iou_pred = model.mask_decoder(embeddings, image_pe, sparse, dense, multimask,
                                            high_res_features=fine)
@@ -254,9 +256,6 @@ def text_first_prompts(clip, images: torch.Tensor, masks: torch.Tensor, share: f
     embedding of the paper's crop of the object -- at inference the *text* embedding of a
     caption takes its place. Returns (P, D) embeddings (zero where not text) and (P,) bool.
     """
-    from ..text.crops import object_crop
-    from ..text.pairs import large_enough
-
     B, K, H, W = masks.shape
     flat = masks.flatten(0, 1)  # (P, H, W)
     coins = torch.rand(len(flat), generator=generator, device=masks.device) < share

@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -25,7 +25,7 @@ import torch.distributed as dist
 
 from ..build import build_sam
 from ..checkpoint import load_state_dict, save_checkpoint
-from ..config import SamConfig, get_config
+from ..config import get_config, with_text_prompts
 from ..data.generic import GenericSceneConfig
 from ..data.scenes import SceneConfig
 from ..utils.arguments import validate_int
@@ -34,7 +34,7 @@ from .config import TrainConfig, lr_at
 from .scenes import SceneMasks
 from .step import InteractiveSam
 
-__all__ = ["Trainer", "config_from_state", "default_device", "with_text_prompts"]
+__all__ = ["Trainer", "config_from_state", "default_device"]
 
 STATE, MODEL, LOG, SUMMARY = "state.pt", "model.safetensors", "log.jsonl", "summary.json"
 # With overwrite, the run being replaced waits here until the new one finishes: an interrupted
@@ -45,11 +45,6 @@ REPLACED = ".replaced"
 def default_device() -> torch.device:
     """CUDA when there is a GPU, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def with_text_prompts(config: SamConfig, text_dim: int) -> SamConfig:
-    """``config`` with a prompt encoder that takes D = ``text_dim`` CLIP embeddings."""
-    return replace(config, prompt_encoder=replace(config.prompt_encoder, text_dim=text_dim))
 
 
 def config_from_state(data: dict) -> TrainConfig:
