@@ -5,13 +5,16 @@ modules and override only how a ``forward`` computes; they hold the same weights
 same names, and each is tested equal to the readable module it replaces (fp32, 1e-4, gradients
 included: tests/test_fast.py):
 
+* ``mlp.FastMLPBlock`` -- the feed-forward layer with its GELU fused into its product;
 * ``encoder.FastAttention`` -- the image encoder's attention through a fused kernel, the
   relative position bias built one chunk of query rows at a time;
 * ``decoder.FastAttention``, ``decoder.FastTwoWayTransformer``, ``decoder.FastMaskDecoder`` --
   the mask decoder with one image copy shared by an image's prompts, a fused attention kernel,
   and the upscaling channels-last;
 * ``click`` -- one click on a cached image: per-image caches and the attention re-associated
-  (``SamPredictor`` uses it when the model is fast).
+  (``SamPredictor`` uses it when the model is fast);
+* ``gemm`` -- the click's and the upscaling's large products on oneDNN where PyTorch's CPU
+  build has it (faster than MKL on AMD CPUs), ``F.linear`` everywhere else.
 
 The switch: ``build_sam(..., fast=True)`` (the default; ``SamConfig.fast``), or
 :func:`use_fast_paths` on a model already built.
@@ -21,13 +24,14 @@ from dataclasses import replace
 
 from torch import nn
 
-from ..modeling import image_encoder, mask_decoder, transformer
-from . import decoder, encoder
+from ..modeling import common, image_encoder, mask_decoder, transformer
+from . import decoder, encoder, mlp
 
 __all__ = ["is_fast", "use_fast_paths"]
 
 # readable module -> its fast twin (a subclass that only computes differently)
 FAST_TWINS: dict[type[nn.Module], type[nn.Module]] = {
+    common.MLPBlock: mlp.FastMLPBlock,
     image_encoder.Attention: encoder.FastAttention,
     transformer.Attention: decoder.FastAttention,
     transformer.TwoWayTransformer: decoder.FastTwoWayTransformer,

@@ -27,9 +27,11 @@ readable decoder (fp32, 1e-4) and the predictor equal to Meta's.
 
 3. **Sub-pixel order.** The upscaling convs and the hypernetwork classifiers work pixel by
    pixel, so their rows stay in the order the transposed convs produce them, and only the
-   final masks are moved into place (``_upscaled_masks``). Only the masks the call returns are
-   computed (the three multimask ones, or the single one), and only their tokens' rows of the
-   last attention.
+   final masks are moved into place, by one gather (``_upscaled_masks``). Only the masks the
+   call returns are computed (the three multimask ones, or the single one), and only their
+   tokens' rows of the last attention.
+4. **The products against the image** (N rows: the scores, the mixes, the upscaling convs
+   with their GELU fused) go through :func:`gemm.linear`, on oneDNN where PyTorch has it.
 
 ``upscale_to_original`` brings the low-res logits to the image's
 size in one bilinear resize instead of two (what a user sees as "the masks"); the two ways
@@ -39,6 +41,7 @@ Shapes: K prompts on one image, T prompt tokens, N = H*W image tokens, C channel
 c = D/h channels per head (D the attention's internal width).
 """
 
+import functools
 import math
 
 import torch
@@ -46,6 +49,7 @@ import torch.nn.functional as F
 
 from ..modeling.mask_decoder import MaskDecoder, hypernetwork_weights
 from ..modeling.transformer import Attention, TwoWayAttentionBlock
+from . import gemm
 from .decoder import subpixel_linear
 
 __all__ = ["ImageCache", "cache_image", "predict_masks", "upscale_to_original"]
@@ -159,12 +163,29 @@ def _upscaled_masks(decoder: MaskDecoder, x: torch.Tensor, hyper: torch.Tensor, 
     if fine is not None:
         y = y + fine[0]
     y = act1(F.layer_norm(y, y.shape[-1:], norm.weight, norm.bias, norm.eps))
-    y = subpixel_linear(y, conv2).view(K, -1, conv2.weight.shape[1])  # (K, N*16, C/8)
-    if fine is not None:  # rows (n, i, j, i', j')
-        y = y + fine[1]
-    masks = act2(y) @ hyper.transpose(1, 2)  # (K, N*16, 1+M)
-    masks = masks.view(K, H, W, 2, 2, 2, 2, -1).permute(0, 7, 1, 3, 5, 2, 4, 6)
-    return masks.reshape(K, -1, 4 * H, 4 * W)  # pixel (4y + 2i + i', 4x + 2j + j')
+    if fine is None and gemm.is_exact_gelu(act2):  # the GELU fused into the product
+        y = subpixel_linear(y, conv2, gelu=True).view(K, -1, conv2.weight.shape[1])
+    else:
+        y = subpixel_linear(y, conv2).view(K, -1, conv2.weight.shape[1])  # (K, N*16, C/8)
+        if fine is not None:  # rows (n, i, j, i', j')
+            y = y + fine[1]
+        y = act2(y)
+    if K == 1:
+        masks = gemm.linear(hyper[0], y[0]).unsqueeze(0)  # (1, 1+M, N*16)
+    else:
+        masks = hyper @ y.transpose(1, 2)  # (K, 1+M, N*16): rows (n, i, j, i', j')
+    # pixel (4y + 2i + i', 4x + 2j + j') <- row (y, x, i, j, i', j'): one gather (a permuted
+    # copy with inner runs of two numbers is several times slower)
+    flat = masks.flatten(0, 1)  # (K * (1+M), N*16)
+    flat = flat.gather(1, _image_order(H, W, masks.device).expand(flat.shape[0], -1))
+    return flat.view(K, -1, 4 * H, 4 * W)
+
+
+@functools.lru_cache(maxsize=8)
+def _image_order(H: int, W: int, device: torch.device) -> torch.Tensor:
+    """For each pixel of a (4H, 4W) map in raster order, its row in the sub-pixel order."""
+    rows = torch.arange(H * W * 16, device=device).view(H, W, 2, 2, 2, 2)
+    return rows.permute(0, 2, 4, 1, 3, 5).flatten()  # (y, i, i', x, j, j')
 
 
 def _subpixel_order(fine: torch.Tensor, levels: int) -> torch.Tensor:
@@ -208,9 +229,9 @@ def _token_to_image(attn: Attention, q_in, k_in, v_in, projected=None) -> torch.
         out = weights @ v  # (K, h, T, c)
     else:
         # q W_k: each head's query in the image's C channels; the bias q . b_k cancels.
-        q_c = torch.einsum("khtc,hcC->khtC", q, attn.k_proj.weight.view(h, c, C))
-        scores = q_c.flatten(1, 2) @ k_in.transpose(1, 2) / math.sqrt(c)  # (K, h*T, N)
-        mixed = scores.softmax(dim=-1) @ v_in  # (K, h*T, C): A X, rows of A sum to 1
+        q_c = torch.einsum("khtc,hcC->khtC", q / math.sqrt(c), attn.k_proj.weight.view(h, c, C))
+        scores = _times_image(q_c.flatten(1, 2), k_in)  # (K, h*T, N)
+        mixed = _times_image(scores.softmax(dim=-1), v_in.transpose(1, 2))  # (K, h*T, C): A X
         out = torch.einsum("khtC,hcC->khtc", mixed.view(K, h, T, C),
                            attn.v_proj.weight.view(h, c, C))
         out = out + attn.v_proj.bias.view(h, 1, c)
@@ -226,6 +247,7 @@ def _image_to_token(attn: Attention, residual, q_in, k_in, v_in,
     K, T, C = k_in.shape
     k = attn.k_proj(k_in).view(K, T, h, c).transpose(1, 2)  # (K, h, T, c)
     v = attn.v_proj(v_in).view(K, T, h, c).transpose(1, 2)  # (K, h, T, c)
+    k = k / math.sqrt(c)  # the softmax's scale, on the T keys rather than the N x T scores
     if projected_q is not None:
         scores = k @ projected_q  # (K, h, T, c) @ (h, c, N) -> (K, h, T, N)
     else:
@@ -233,17 +255,26 @@ def _image_to_token(attn: Attention, residual, q_in, k_in, v_in,
         # key, so it stays.
         k_c = torch.einsum("khtc,hcC->khtC", k, attn.q_proj.weight.view(h, c, C))
         bias = torch.einsum("khtc,hc->kht", k, attn.q_proj.bias.view(h, c))  # (K, h, T)
-        scores = torch.baddbmm(bias.reshape(K, h * T, 1), k_c.flatten(1, 2),
-                               q_in.transpose(1, 2).expand(K, -1, -1))  # (K, h*T, N)
-        scores = scores.view(K, h, T, -1)
+        scores = _times_image(k_c.flatten(1, 2), q_in)  # (K, h*T, N)
+        scores = scores.add_(bias.reshape(K, h * T, 1)).view(K, h, T, -1)
     # The softmax runs over the T tokens of each head: axis 2 here, with the N pixels innermost
     # (PyTorch's kernel is slow for a short last axis, fast for a short inner one).
-    weights = (scores / math.sqrt(c)).softmax(dim=2).flatten(1, 2)  # (K, h*T, N)
+    weights = scores.softmax(dim=2).flatten(1, 2)  # (K, h*T, N)
     # v W_o: the output projection on the T values before mixing, not on the N mixed rows; its
     # bias rides along: every pixel's weights sum to 1 in each head, h in all.
     v_out = torch.einsum("khtc,Chc->khtC", v, attn.out_proj.weight.view(C, h, c))
     v_out = v_out.reshape(K, h * T, C) + attn.out_proj.bias / h
+    if K == 1 and residual.shape[0] == 1:  # residual + A^T V_out, in one product
+        return gemm.linear(weights[0].T, v_out[0].T, residual=residual[0]).unsqueeze(0)
     return torch.baddbmm(residual, weights.transpose(1, 2), v_out)  # residual + (K, N, C)
+
+
+def _times_image(a: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """a (K, m, C) times the image side (1 or K, n, C) transposed -> (K, m, n): one product
+    against a shared image (on oneDNN where it can, see ``gemm``), a batched one otherwise."""
+    if image.shape[0] == 1:
+        return gemm.linear(a, image[0])
+    return a @ image.transpose(1, 2)
 
 
 def upscale_to_original(low_res: torch.Tensor, input_size: tuple[int, int],

@@ -27,6 +27,7 @@ from torch import nn
 
 from ..modeling.mask_decoder import MaskDecoder, hypernetwork_weights
 from ..modeling.transformer import Attention, TwoWayTransformer
+from . import gemm
 
 
 class FastAttention(Attention):
@@ -143,11 +144,12 @@ def conv_transpose_2x2(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tenso
     return y.reshape(B, 2 * H, 2 * W, -1)  # output pixel (2y + i, 2x + j)
 
 
-def subpixel_linear(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
+def subpixel_linear(x: torch.Tensor, conv: nn.ConvTranspose2d, gelu: bool = False) -> torch.Tensor:
     """``conv`` (kernel 2, stride 2) as a Linear layer per pixel: (..., C) -> (..., 2*2*C'),
-    the pixel's 2x2 sub-pixels (i, j) side by side, each with its C' channels."""
+    the pixel's 2x2 sub-pixels (i, j) side by side, each with its C' channels (then a GELU,
+    fused into the product, if ``gelu``)."""
     weight = conv.weight.permute(0, 2, 3, 1).flatten(1)  # (C, 2*2*C'): [c, (i, j, c')]
-    return F.linear(x, weight.T, conv.bias.repeat(4))
+    return gemm.linear(x, weight.T, conv.bias.repeat(4), gelu=gelu)
 
 
 def add_per_image(x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:

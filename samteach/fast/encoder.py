@@ -1,5 +1,7 @@
 """The image encoder's attention with a fused kernel: the same numbers as ``modeling``'s.
 
+Its two products (``qkv``, ``proj``) go through ``gemm.linear`` (oneDNN, where PyTorch has it).
+
 ``modeling.image_encoder.Attention`` writes softmax(q k^T / sqrt(c) + bias) v out and stores
 one (N, N) matrix per head: 4096 x 4096 floats per head in a global block at 1024 px. Here
 ``F.scaled_dot_product_attention`` computes it without storing the softmax, and the decomposed
@@ -13,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..modeling.image_encoder import Attention, combine_rel_pos, rel_pos_terms, relative_table
+from . import gemm
 
 # At most this many bias floats at once: 4M floats (16 MB) keeps each chunk cache-sized, which
 # measured fastest on a 2-core CPU.
@@ -31,7 +34,14 @@ class FastAttention(Attention):
         else:
             x = F.scaled_dot_product_attention(q, k, v)  # (B, nh, N, c)
         x = x.transpose(1, 2).reshape(B, H, W, C)
-        return self.proj(x)
+        return gemm.linear(x, self.proj.weight, self.proj.bias)
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, H, W, C) -> queries, keys, values, each (B, nh, N, c)."""
+        B, H, W, _ = x.shape
+        qkv = gemm.linear(x, self.qkv.weight, self.qkv.bias)
+        qkv = qkv.reshape(B, H * W, 3, self.num_heads, -1)  # (B, N, 3, nh, c)
+        return qkv.permute(2, 0, 3, 1, 4).unbind(0)
 
     def _chunked(self, q, k, v, hw: tuple[int, int]) -> torch.Tensor:
         H, W = hw
