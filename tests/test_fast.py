@@ -10,6 +10,8 @@ from samteach import build_sam
 from samteach.fast import decoder as fast_decoder
 from samteach.fast import encoder as fast_encoder
 from samteach.fast import is_fast, use_fast_paths
+from samteach.fast.mlp import FastMLPBlock
+from samteach.modeling.common import MLPBlock
 from samteach.modeling.image_encoder import Attention as EncoderAttention
 from samteach.modeling.transformer import Attention as DecoderAttention
 
@@ -35,7 +37,7 @@ def test_the_switch_swaps_every_module_with_a_twin_and_back(pair):
     assert not is_fast(readable) and is_fast(fast)
     assert readable.config.fast is False and fast.config.fast is True
     kinds = {type(m).__name__ for m in fast.modules()}
-    assert {"FastAttention", "FastTwoWayTransformer", "FastMaskDecoder"} <= kinds
+    assert {"FastAttention", "FastTwoWayTransformer", "FastMaskDecoder", "FastMLPBlock"} <= kinds
     assert readable.state_dict().keys() == fast.state_dict().keys()
     back = use_fast_paths(copy.deepcopy(fast), enabled=False)
     assert [type(m) for m in back.modules()] == [type(m) for m in readable.modules()]
@@ -55,6 +57,23 @@ def test_encoder_attention_with_its_bias_in_row_chunks(pair, monkeypatch, rows):
         assert_same(fast.image_encoder(x), readable.image_encoder(x))
     block = fast.image_encoder.blocks[1].attn  # the global block
     assert isinstance(block, fast_encoder.FastAttention) and isinstance(block, EncoderAttention)
+
+
+@pytest.mark.parametrize("act", [torch.nn.GELU, torch.nn.ReLU])
+def test_the_feed_forward_layer_with_its_gelu_fused(act):
+    """FastMLPBlock equals MLPBlock: the GELU fused into oneDNN's product (no grad), F.linear
+    with gradients, and any other activation through the readable forward."""
+    torch.manual_seed(0)
+    readable = MLPBlock(64, 256, act)
+    fast = use_fast_paths(copy.deepcopy(readable))
+    assert isinstance(fast, FastMLPBlock)
+    x = torch.randn(2, 300, 64)
+    with torch.no_grad():
+        assert_same(fast(x), readable(x))
+    x.requires_grad_(True)
+    (grad_fast,) = torch.autograd.grad(fast(x).square().sum(), x)
+    (grad_readable,) = torch.autograd.grad(readable(x).square().sum(), x)
+    assert_same(grad_fast, grad_readable)
 
 
 def test_decoder_attention_broadcasts_over_the_prompts_of_an_image():
