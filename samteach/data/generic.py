@@ -318,12 +318,7 @@ def _draw_object(canvas, rng, centre, area: float, background, config):
         return None
     where, ys, xs, mask = drawn
     index = canvas.new_instance(kind)
-    canvas.claim(where, mask, index)
-    palette = _Palette.random(rng, near=background if rng.random() <
-                              config.low_contrast_probability else None)
-    texture = _fill_texture(canvas, rng, where, ys, xs, palette, mask, _alpha(rng),
-                            config.object_textures)
-    _describe(canvas, index, texture, palette)
+    _paint(canvas, rng, index, (where, ys, xs, mask), background, config)
     return index
 
 
@@ -345,13 +340,20 @@ def _draw_part(canvas, rng, parent: int, background, config):
     if mask.sum() < 4:
         return None
     index = canvas.new_instance(kind, parent=parent)
+    _paint(canvas, rng, index, (where, ys, xs, mask), background, config)
+    return index
+
+
+def _paint(canvas, rng, index: int, drawn, background, config) -> None:
+    """Give instance ``index`` the pixels of ``drawn`` (a ``_shape_mask`` result), a palette
+    (near the background's colour with the config's low-contrast odds) and a texture."""
+    where, ys, xs, mask = drawn
     canvas.claim(where, mask, index)
     palette = _Palette.random(rng, near=background if rng.random() <
                               config.low_contrast_probability else None)
     texture = _fill_texture(canvas, rng, where, ys, xs, palette, mask, _alpha(rng),
                             config.object_textures)
     _describe(canvas, index, texture, palette)
-    return index
 
 
 def _describe(canvas, index: int, texture: str, palette: "_Palette") -> None:
