@@ -63,6 +63,12 @@ def test_the_onednn_branch_is_taken_where_available(monkeypatch):
         assert not calls, "a large product went to F.linear"
         gemm.linear(x[:2], weight)  # 2 x 256 x 256 multiply-adds
         assert len(calls) == 1, "a small product went to oneDNN"
+        torch.backends.mkldnn.enabled = False  # the user's switch is obeyed
+        try:
+            gemm.linear(x, weight, bias)
+        finally:
+            torch.backends.mkldnn.enabled = True
+        assert len(calls) == 2, "oneDNN was used while torch.backends.mkldnn was disabled"
 
 
 def test_gradients_and_other_dtypes_use_f_linear():

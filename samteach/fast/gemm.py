@@ -23,10 +23,20 @@ __all__ = ["is_exact_gelu", "linear", "onednn_available"]
 
 
 def onednn_available() -> bool:
-    """Whether this PyTorch build can run :func:`linear` on oneDNN."""
+    """Whether this PyTorch build runs :func:`linear` on oneDNN: it has the operator, and the
+    operator gives F.linear's numbers on a small product (a build may register an operator its
+    CPU cannot run; then every product stays with F.linear)."""
     ops = getattr(torch.ops, "mkldnn", None)
-    return (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-            and ops is not None and hasattr(ops, "_linear_pointwise"))
+    if not (torch.backends.mkldnn.is_available() and ops is not None
+            and hasattr(ops, "_linear_pointwise")):
+        return False
+    x, weight = torch.arange(6.0).view(2, 3), torch.arange(12.0).view(4, 3) / 10
+    try:
+        with torch.no_grad():
+            out = ops._linear_pointwise(x, weight, None, "none", [], "")
+    except RuntimeError:
+        return False
+    return bool(torch.allclose(out, x @ weight.T))
 
 
 _ONEDNN = onednn_available()
@@ -38,8 +48,10 @@ MIN_MACS = 1 << 20
 
 
 def _on_onednn(x: torch.Tensor, weight: torch.Tensor, *more: torch.Tensor) -> bool:
-    # autocast (the bf16 opt-in) applies to F.linear, not to this operator: leave it F.linear's
-    return (_ONEDNN and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
+    # autocast (the bf16 opt-in) applies to F.linear, not to this operator: leave it F.linear's;
+    # torch.backends.mkldnn.flags(enabled=False) turns this path off too
+    return (_ONEDNN and torch.backends.mkldnn.enabled and not torch.is_grad_enabled()
+            and not torch.is_autocast_enabled("cpu")
             and x.numel() * weight.shape[0] >= MIN_MACS
             and all(t.device.type == "cpu" and t.dtype == torch.float32
                     for t in (x, weight, *more)))
