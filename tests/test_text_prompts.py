@@ -2,6 +2,7 @@
 paper did it (the CLIP image embedding of the object as the first interaction), the predictor's
 ``text=``, the CLIP checkpoint files and the evaluation of text prompts."""
 
+import copy
 import json
 
 import numpy as np
@@ -224,6 +225,28 @@ def test_the_clip_command_trains_scores_and_refuses_bad_flags(tmp_path, capsys):
     assert not (tmp_path / "other").exists()
 
 
+def test_a_locked_image_run_tunes_only_the_text_tower(tmp_path, capsys):
+    """LiT (--lock-image): the image embeddings a SAM was trained on stay bit for bit; the
+    text tower learns; without --init the command refuses."""
+    from samteach.text.train import main
+    from samteach.utils.cli import run
+
+    start = tmp_path / "start"
+    main(["--steps", "2", "--scenes", "2", "--eval-scenes", "1", "--no-progress",
+          "--out", str(start)])
+    lit = tmp_path / "lit"
+    main(["--steps", "3", "--scenes", "2", "--eval-scenes", "1", "--no-progress", "--lr", "1e-2",
+          "--init", str(start / "model.safetensors"), "--lock-image", "--out", str(lit)])
+    before, after = (load_clip(d / "model.safetensors").state_dict() for d in (start, lit))
+    image_keys = [k for k in before if k.split(".")[0] in TinyClip.IMAGE_SIDE]
+    assert image_keys and all(torch.equal(before[k], after[k]) for k in image_keys)
+    assert not torch.equal(before["text_projection.weight"], after["text_projection.weight"])
+    with pytest.raises(SystemExit) as stop:
+        run(main, ["--lock-image", "--out", str(tmp_path / "other")])
+    assert stop.value.code == 2
+    assert "--lock-image" in capsys.readouterr().err and not (tmp_path / "other").exists()
+
+
 # ---------------------------------------------------------------- a real CLIP plugs in
 @pytest.fixture
 def hf_clip_folder(tmp_path_factory, monkeypatch):
@@ -361,6 +384,17 @@ def test_shipping_a_text_run_records_its_clip_and_text_figures(tmp_path, monkeyp
         from samteach.course.release import shipped_clip
 
         shipped_clip(str(tmp_path / "nowhere.safetensors"))
+    # a locked-image tuning of the shipped CLIP (new text side) stands for it; a new image
+    # side does not
+    tuned = copy.deepcopy(clip)
+    with torch.no_grad():
+        tuned.text_projection.weight.add_(1.0)
+        save_clip(tuned, tmp_path / "lit.safetensors")
+        assert shipped_clip(str(tmp_path / "lit.safetensors"))["same_image_side"] is True
+        tuned.image_projection.bias.add_(1.0)
+        save_clip(tuned, tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match="is not shipped"):
+        shipped_clip(str(tmp_path / "other.safetensors"))
 
 
 # ---------------------------------------------------------------- the shipped text weights

@@ -8,6 +8,8 @@ import json
 import shutil
 from pathlib import Path
 
+import torch
+
 from ..build import build_sam
 from ..checkpoint import WEIGHTS_DIR
 from ..evaluation.heldout import HELD_OUT_SEED, HELD_OUT_SETS, evaluate_model
@@ -67,10 +69,12 @@ def publish(weights: Path, folder: Path, name: str, summary: dict) -> None:
 
 def shipped_clip(clip: str) -> dict:
     """The shipped CLIP a text model was trained with: ``clip`` is its name, or a file whose
-    bytes equal a shipped one's (a run made before its CLIP was shipped)."""
+    bytes equal a shipped one's (a run made before its CLIP was shipped), or a file whose image
+    side equals a shipped one's (``same_image_side``: the shipped CLIP is a locked-image
+    tuning of it; a text model trains only on image embeddings, which are the same)."""
     import hashlib
 
-    from ..text.clip import CLIP_DIR
+    from ..text.clip import CLIP_DIR, load_clip
 
     shipped = {p.stem: hashlib.sha256(p.read_bytes()).hexdigest()
                for p in sorted(CLIP_DIR.glob("*.safetensors"))}
@@ -82,9 +86,21 @@ def shipped_clip(clip: str) -> dict:
         for stem, known in shipped.items():
             if known == digest:
                 return {"name": stem, "sha256": digest, "trained_with": clip}
+        image_side = _image_side(load_clip(path))
+        for stem, known in shipped.items():
+            theirs = _image_side(load_clip(stem))
+            if theirs.keys() == image_side.keys() and all(
+                    torch.equal(theirs[k], image_side[k]) for k in theirs):
+                return {"name": stem, "sha256": known, "trained_with": clip,
+                        "same_image_side": True}
     raise ValueError(f"the run's CLIP {clip!r} is not shipped (samteach/weights/clip/ holds "
                      f"{sorted(shipped)}): ship the CLIP first (python -m samteach.text.train "
                      "... --ship NAME)")
+
+
+def _image_side(clip) -> dict:
+    """The weights that make a TinyClip's image embeddings (its image tower and projection)."""
+    return {k: v for k, v in clip.state_dict().items() if k.split(".")[0] in clip.IMAGE_SIDE}
 
 
 def weights_readme(folder) -> str:

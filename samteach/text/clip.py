@@ -42,6 +42,9 @@ class TinyClip(nn.Module):
     """``encode_image`` (B, 3, S, S) crops in 0..255 and ``encode_text`` (B, L) token ids to
     (B, D) embeddings (not normalised); ``forward`` gives the contrastive loss of B pairs."""
 
+    # The modules that make the image embeddings: all a SAM's text token is trained on.
+    IMAGE_SIDE = ("image_tower", "image_projection")
+
     def __init__(self, config: TinyClipConfig = TinyClipConfig(),
                  tokenizer: WordTokenizer | None = None) -> None:
         super().__init__()

@@ -52,6 +52,11 @@ class ClipTrainConfig:
     seed: int = 0
     # Scene seeds of the stream; apart from SAM's training (0 on) and the held-out sets (1e9 on).
     train_seed_start: int = 500_000_000
+    # Locked-image tuning (LiT, Zhai et al. 2022): a warm restart in which only the text tower
+    # and the temperature learn. The image embeddings stay bit for bit those of the init, so a
+    # SAM trained on them (its text token's training prompts) keeps its meaning, while the
+    # captions move towards their crops.
+    lock_image: bool = False
 
     def __post_init__(self) -> None:
         for name in ("scene_size", "scenes_per_step", "max_steps"):
@@ -91,8 +96,16 @@ def train_clip(config: ClipTrainConfig, progress: bool = True,
             raise ValueError(f"init {init} is a CLIP of another shape ({start.config}); this "
                              f"run trains {config.model}")
         model.load_state_dict(start.state_dict())
-    decay = [p for p in model.parameters() if p.dim() >= 2]  # not biases, norms, temperature
-    rest = [p for p in model.parameters() if p.dim() < 2]
+    elif config.lock_image:
+        raise ValueError("lock_image tunes the text tower against a trained image tower: give "
+                         "init, the CLIP whose image tower to keep")
+    if config.lock_image:
+        for name in model.IMAGE_SIDE:
+            getattr(model, name).requires_grad_(False)
+        model.image_tower.eval()  # its batch norms keep their running statistics
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.dim() >= 2]  # not biases, norms, temperature
+    rest = [p for p in trained if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": rest, "weight_decay": 0.0}], lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
@@ -157,6 +170,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=ClipTrainConfig.lr)
     p.add_argument("--seed", type=int, default=ClipTrainConfig.seed)
     p.add_argument("--init", metavar="CLIP", help="warm restart from this CLIP file")
+    p.add_argument("--lock-image", action="store_true",
+                   help="train only the text tower (and temperature); needs --init")
     p.add_argument("--train-seed-start", type=int, default=ClipTrainConfig.train_seed_start,
                    help="first scene seed of the training stream (past a warm start's)")
     p.add_argument("--eval-scenes", type=int, default=100,
@@ -172,7 +187,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     validate_int(args.eval_scenes, "eval_scenes")
     config = ClipTrainConfig(max_steps=args.steps, scenes_per_step=args.scenes, lr=args.lr,
-                             seed=args.seed, train_seed_start=args.train_seed_start)
+                             seed=args.seed, train_seed_start=args.train_seed_start,
+                             lock_image=args.lock_image)
+    if args.lock_image and args.init is None:
+        raise ValueError("--lock-image keeps the image tower of --init: give --init")
     out = Path(args.out)
     if (out / "summary.json").exists() and not args.overwrite:
         raise FileExistsError(f"{out} holds a finished run; pass --overwrite to replace it")
