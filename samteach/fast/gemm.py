@@ -12,7 +12,7 @@ or a residual added to it -- computed by oneDNN's matmul primitive when the tens
 (float32 on the CPU, no gradient asked for), and by ``F.linear`` otherwise. oneDNN is reached
 through ``torch.ops.mkldnn._linear_pointwise``, the operator PyTorch's own compiler emits for
 CPU linear layers; it accepts strided (e.g. transposed) operands without copying them.
-tests/test_fast_click.py holds it equal to ``F.linear`` (fp32, 1e-5 relative).
+tests/test_fast_gemm.py holds both branches equal to ``F.linear`` (fp32, 1e-5).
 """
 
 import torch

@@ -82,12 +82,19 @@ def _batch(config: ClipTrainConfig, step: int, generator: torch.Generator) -> Cr
                      [i for p in parts for i in p.instances])
 
 
+def _require_init_to_lock(config: ClipTrainConfig, init) -> None:
+    if config.lock_image and init is None:
+        raise ValueError("--lock-image (lock_image) tunes the text tower against the image "
+                         "tower of --init (init): give the CLIP whose image tower to keep")
+
+
 def train_clip(config: ClipTrainConfig, progress: bool = True,
                init: str | Path | None = None) -> tuple[TinyClip, list[float]]:
     """Train a TinyClip from scratch, or on from the CLIP file ``init`` (a warm restart: a new
     schedule, new scenes); returns it (eval mode) and its loss per step."""
     from tqdm.auto import tqdm
 
+    _require_init_to_lock(config, init)
     torch.manual_seed(config.seed)
     model = TinyClip(config.model)
     if init is not None:
@@ -96,9 +103,6 @@ def train_clip(config: ClipTrainConfig, progress: bool = True,
             raise ValueError(f"init {init} is a CLIP of another shape ({start.config}); this "
                              f"run trains {config.model}")
         model.load_state_dict(start.state_dict())
-    elif config.lock_image:
-        raise ValueError("lock_image tunes the text tower against a trained image tower: give "
-                         "init, the CLIP whose image tower to keep")
     if config.lock_image:
         for name in model.IMAGE_SIDE:
             getattr(model, name).requires_grad_(False)
@@ -189,8 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = ClipTrainConfig(max_steps=args.steps, scenes_per_step=args.scenes, lr=args.lr,
                              seed=args.seed, train_seed_start=args.train_seed_start,
                              lock_image=args.lock_image)
-    if args.lock_image and args.init is None:
-        raise ValueError("--lock-image keeps the image tower of --init: give --init")
+    _require_init_to_lock(config, args.init)  # before the run's folder is made
     out = Path(args.out)
     if (out / "summary.json").exists() and not args.overwrite:
         raise FileExistsError(f"{out} holds a finished run; pass --overwrite to replace it")
