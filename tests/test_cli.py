@@ -48,6 +48,9 @@ CASES = [  # (tool, arguments, what the line must name); {t} is a temporary fold
     (course_main, ["grade", "{t}/subs", "--out", "{t}/grades", "--workers", "0"], "--workers must"),
     (course_main, ["grade", "{t}/subs", "--out", "{t}/grades", "--workers", "many"],
      "--workers must"),
+    (course_main, ["reevaluate", "nothing", "--reason", "x"], "no shipped weights named"),
+    (course_main, ["reevaluate", "tiny"], "--reason"),
+    (course_main, ["reevaluate", "tiny", "--reason", " "], "reason must say"),
 ]
 
 

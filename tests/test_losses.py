@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from samteach.training.losses import dice_loss, focal_loss, mask_iou, sam_loss
+from samteach.training.losses import dice_loss, focal_loss, grounding_loss, mask_iou, sam_loss
 
 
 def test_focal_loss_by_hand():
@@ -68,3 +68,31 @@ def test_weights_and_iou_mse():
     assert out["loss"].item() == pytest.approx((20 * focal + dice).item() + (0.9 - 0.5) ** 2)
     out = sam_loss(logits, iou_pred, target, focal_weight=0.0, dice_weight=0.0, iou_weight=2.0)
     assert out["loss"].item() == pytest.approx(2 * 0.16)
+
+
+def test_grounding_loss_by_hand_and_where_it_is_low():
+    """One token, a 1 x 2 embedding: the object on the first location. Similarities are
+    cosines / 0.1: the token points one way, location 0 the same way, location 1 opposite."""
+    token = torch.tensor([[1.0, 0.0]])
+    embedding = torch.tensor([[[[2.0, -3.0]], [[0.0, 0.0]]]])  # (1, C=2, h=1, w=2)
+    on_first = torch.tensor([[[1.0, 0.0]]])  # (1, h, w)
+    # logits 10 and -10: the cross-entropy of location 0 is log(1 + e^-20)
+    assert grounding_loss(token, embedding, on_first).item() == pytest.approx(
+        math.log1p(math.exp(-20)), abs=1e-7)
+    on_second = torch.tensor([[[0.0, 1.0]]])
+    assert grounding_loss(token, embedding, on_second).item() == pytest.approx(
+        20 + math.log1p(math.exp(-20)), rel=1e-6)
+    # a soft object (a share of each location) is normalised: half and half -> the mean
+    half = torch.tensor([[[0.25, 0.25]]])
+    assert grounding_loss(token, embedding, half).item() == pytest.approx(
+        10 + math.log1p(math.exp(-20)), rel=1e-6)
+
+
+def test_grounding_loss_teaches_the_token_and_the_features():
+    torch.manual_seed(0)
+    tokens = torch.randn(3, 8, requires_grad=True)
+    embeddings = torch.randn(3, 8, 4, 4, requires_grad=True)
+    targets = (torch.rand(3, 4, 4) > 0.5).float()
+    targets[:, 0, 0] = 1.0  # no empty object
+    grounding_loss(tokens, embeddings, targets).backward()
+    assert tokens.grad.abs().sum() > 0 and embeddings.grad.abs().sum() > 0

@@ -38,6 +38,23 @@ def test_scene_is_the_same_on_every_machine():
 SCENE_FINGERPRINT = "abd5f90b314d86d9"
 
 
+def test_a_solid_and_a_powder_look_different():
+    """Two class names must be two looks, or no model could tell them apart from pixels (the
+    tiny CLIP once could not): a solid is coarse grain (neighbouring pixels differ), a powder
+    pale and fine (neighbours nearly agree)."""
+    steps, light = {"solid": [], "powder": []}, {"solid": [], "powder": []}
+    for scene in make_scenes(40, size=128):
+        grey = scene.image.astype(np.float32).mean(-1)
+        for mask, name in zip(scene.masks, scene.class_names, strict=True):
+            pairs = mask[:, 1:] & mask[:, :-1]  # horizontal neighbours inside the instance
+            if name in steps and pairs.sum() >= 10:
+                steps[name].append(np.median(np.abs(np.diff(grey, axis=1))[pairs]))
+                light[name].append(grey[mask].mean())
+    assert len(steps["solid"]) >= 5 and len(steps["powder"]) >= 5
+    assert np.median(steps["powder"]) < 0.5 * np.median(steps["solid"])
+    assert np.median(light["powder"]) > np.median(light["solid"]) + 20
+
+
 def test_every_mask_is_non_empty_and_the_layers_are_consistent(scenes):
     for scene in scenes:
         assert len(scene) >= 1 and scene.masks.reshape(len(scene), -1).any(axis=1).all()

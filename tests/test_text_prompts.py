@@ -127,6 +127,35 @@ def test_training_gives_a_text_prompt_the_tokens_the_predictor_gives(sam, clip):
         torch.testing.assert_close(low2, second["low_res"][[0, 2]], atol=1e-4, rtol=1e-4)
 
 
+def test_the_grounding_loss_is_added_only_when_asked(sam, clip):
+    """``text_grounding`` > 0 adds the grounding loss of the text prompts to the paper's loss;
+    0 (the default) leaves the step exactly as it was."""
+    from samteach.training.losses import grounding_loss
+
+    record = make_scene(4, 128)
+    image = torch.from_numpy(record.image).permute(2, 0, 1)[None]
+    masks = torch.from_numpy(record.masks[:3])[None]  # (1, K=3, H, W)
+    text = (torch.randn(3, D), torch.tensor([True, False, True]))
+    losses = {}
+    for weight in (0.0, 2.0):
+        config = TrainConfig(rounds=1, no_click_rounds=0, grad_rounds="all", text_share=1.0,
+                             text_grounding=weight)
+        with torch.no_grad():
+            losses[weight] = interactive_step(sam, image, masks, config,
+                                              torch.Generator().manual_seed(0), text=text)
+    assert "grounding" not in losses[0.0] and losses[2.0]["grounding"] > 0
+    with torch.no_grad():  # by hand: the two text prompts' tokens against their objects
+        embedding = sam.image_encoder(sam.preprocess(image.float()))
+        where = torch.nn.functional.adaptive_avg_pool2d(masks[0, [0, 2], None].float(), 16)
+        expected = grounding_loss(sam.prompt_encoder.embed_text(text[0][[0, 2]]),
+                                  embedding.expand(2, -1, -1, -1), where[:, 0])
+    assert losses[2.0]["grounding"] == pytest.approx(float(expected), rel=1e-4)
+    assert float(losses[2.0]["loss"]) == pytest.approx(
+        float(losses[0.0]["loss"]) + 2.0 * float(expected), rel=1e-4)
+    with pytest.raises(ValueError, match="text_grounding"):
+        TrainConfig(text_grounding=-1.0)
+
+
 def test_text_first_prompts_use_clip_image_embeddings_of_large_objects(clip):
     record = make_scene(3, 128)
     image = torch.from_numpy(record.image).permute(2, 0, 1)[None]
@@ -364,7 +393,8 @@ def test_shipping_a_text_run_records_its_clip_and_text_figures(tmp_path, monkeyp
     monkeypatch.setattr("samteach.text.clip.CLIP_DIR", tmp_path / "clips")
     (tmp_path / "clip_run").mkdir()
     save_clip(clip, tmp_path / "clip_run" / "model.safetensors")
-    (tmp_path / "clip_run" / "summary.json").write_text(json.dumps({"retrieval": {"top1": 0.5}}))
+    (tmp_path / "clip_run" / "summary.json").write_text(
+        json.dumps({"retrieval": {"top1": 0.5, "scenes_per_set": 1}}))
     clip_summary = ship_clip(tmp_path / "clip_run", "small_clip")
     assert clip_summary["retrieval_check"]["scenes_per_set"] == 1
     assert (tmp_path / "clips" / "small_clip.safetensors").is_file()
@@ -380,6 +410,26 @@ def test_shipping_a_text_run_records_its_clip_and_text_figures(tmp_path, monkeyp
         assert summary[key]["all"]["samples"] > 0 and "hit" in summary[key]["all"]
     readme = (tmp_path / "weights" / "README.md").read_text()
     assert "| `mine_text` | all |" in readme  # the text table
+    # after a change to the scenes, both are scored again in place: same scenes, same figures
+    # here (nothing changed), the reason recorded; the weights untouched
+    from samteach.course.release import reevaluate
+
+    weights = (tmp_path / "weights" / "mine_text.safetensors").read_bytes()
+    again = reevaluate("mine_text", "a test")
+    assert again["reevaluated"] == ["a test"] and again["learning_curve"] == summary[
+        "learning_curve"]
+    for key in ("evaluation", "evaluation_check", "text_evaluation", "text_evaluation_check"):
+        assert again[key] == summary[key]
+    assert (tmp_path / "weights" / "mine_text.safetensors").read_bytes() == weights
+    shipped_json = json.loads((tmp_path / "weights" / "mine_text.json").read_text())
+    assert shipped_json["reevaluated"] == ["a test"]
+    clip_again = reevaluate("small_clip", "a test")
+    assert clip_again["retrieval_check"] == clip_summary["retrieval_check"]
+    assert clip_again["retrieval"]["scenes_per_set"] == 1
+    with pytest.raises(ValueError, match="no shipped weights named 'nothing'"):
+        reevaluate("nothing", "a test")
+    with pytest.raises(ValueError, match="reason must say"):
+        reevaluate("mine_text", " ")
     with pytest.raises(ValueError, match="is not shipped"):
         from samteach.course.release import shipped_clip
 

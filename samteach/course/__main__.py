@@ -3,6 +3,7 @@
     python -m samteach.course build-labs            # labs/ from solutions/ (what a test checks)
     python -m samteach.course refresh [01 ...]      # re-run solutions, store outputs, build labs
     python -m samteach.course grade SUBMISSIONS --out GRADES [--timeout 60] [--workers N]
+    python -m samteach.course reevaluate NAME [...] --reason "what changed in the scenes"
 """
 
 from pathlib import Path
@@ -28,12 +29,22 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--timeout", type=float, default=120.0, help="seconds per cell")
     grade.add_argument("--workers", default="auto",
                        help="notebooks graded at once (default auto: one per core, at most 8)")
+    again = sub.add_parser("reevaluate", help="remake shipped weights' held-out figures after "
+                                              "a change to the scene generators")
+    again.add_argument("names", nargs="+", help="shipped weights (SAM or CLIP) by name")
+    again.add_argument("--reason", required=True, help="what changed, recorded in the JSON")
     args = parser.parse_args(argv)
     if args.command == "build-labs":
         for path in build_labs(args.names or None):
             print(path.relative_to(ROOT))
     elif args.command == "refresh":
         refresh(args.names or None)
+    elif args.command == "reevaluate":
+        from .release import reevaluate
+
+        for name in args.names:
+            reevaluate(name, args.reason)
+            print(f"reevaluated {name}")
     else:
         from .grading import grade_folder
 

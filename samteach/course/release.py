@@ -16,7 +16,8 @@ from ..evaluation.heldout import HELD_OUT_SEED, HELD_OUT_SETS, evaluate_model
 from ..training.trainer import LOG, MODEL, SUMMARY
 from ..utils.files import atomic_write, write_text_atomic
 
-__all__ = ["CHECK_SCENES", "publish", "ship", "shipped_clip", "weights_readme"]
+__all__ = ["CHECK_SCENES", "held_out_figures", "publish", "reevaluate", "ship", "shipped_clip",
+           "weights_readme"]
 
 CHECK_SCENES = 5  # the shipped JSON's "evaluation_check": a subset the tests re-evaluate
 
@@ -33,6 +34,23 @@ def ship(out_dir: str, name: str, n_scenes: int) -> dict:
     if (out / LOG).exists():
         summary["learning_curve"] = [json.loads(line) for line in (out / LOG).open()]
     model = build_sam(None, checkpoint=out / MODEL)
+    if model.prompt_encoder.has_text_prompts:
+        summary["clip"] = shipped_clip(summary["config"]["clip"])
+    held_out_figures(model, summary, n_scenes)
+    publish(out / MODEL, WEIGHTS_DIR, name, summary)
+    write_text_atomic(WEIGHTS_DIR / "README.md", weights_readme(WEIGHTS_DIR))
+    for kind in HELD_OUT_SETS:
+        figures = {k: v for k, v in summary["evaluation"][kind].items() if k != "by_size"}
+        print(f"shipped {name}, {kind} scenes: " + ", ".join(f"{k} {v}" for k, v in
+                                                              figures.items()))
+    return summary
+
+
+def held_out_figures(model, summary: dict, n_scenes: int) -> None:
+    """Fill ``summary`` with the model's held-out figures: "evaluation" on ``n_scenes`` scenes
+    of each set (with the scores by instance size) and "evaluation_check" on the first
+    ``CHECK_SCENES``, which the tests reproduce; for a text model (``summary["clip"]`` names
+    its shipped CLIP) "text_evaluation" and "text_evaluation_check" too."""
     summary["evaluation"] = {"first_seed": HELD_OUT_SEED, "scenes": n_scenes}
     summary["evaluation_check"] = {"first_seed": HELD_OUT_SEED, "scenes": CHECK_SCENES}
     for kind in HELD_OUT_SETS:
@@ -43,7 +61,6 @@ def ship(out_dir: str, name: str, n_scenes: int) -> dict:
         summary["evaluation_check"][kind] = evaluate_model(
             model, CHECK_SCENES, progress=False, kind=kind).figures()
     if model.prompt_encoder.has_text_prompts:
-        summary["clip"] = shipped_clip(summary["config"]["clip"])
         from ..text.clip import load_clip
         from ..text.evaluate import evaluate_text
 
@@ -51,12 +68,36 @@ def ship(out_dir: str, name: str, n_scenes: int) -> dict:
         summary["text_evaluation"] = evaluate_text(model, clip, n_scenes)
         summary["text_evaluation_check"] = evaluate_text(model, clip, CHECK_SCENES,
                                                          progress=False)
-    publish(out / MODEL, WEIGHTS_DIR, name, summary)
-    write_text_atomic(WEIGHTS_DIR / "README.md", weights_readme(WEIGHTS_DIR))
-    for kind in HELD_OUT_SETS:
-        figures = {k: v for k, v in summary["evaluation"][kind].items() if k != "by_size"}
-        print(f"shipped {name}, {kind} scenes: " + ", ".join(f"{k} {v}" for k, v in
-                                                              figures.items()))
+
+
+def reevaluate(name: str, reason: str) -> dict:
+    """Score shipped weights again on today's held-out scenes, after a change to the scene
+    generators: the weights and their training record stay, the figures are remade (on as
+    many scenes as before) and ``reevaluated`` says why. A shipped CLIP (samteach/weights/clip/)
+    gets its retrieval remade the same way."""
+    from ..text.clip import CLIP_DIR, load_clip
+    from ..text.train import retrieval
+
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError("reason must say what changed, e.g. 'solids drawn as lumps'")
+    if (WEIGHTS_DIR / f"{name}.json").is_file():
+        folder = WEIGHTS_DIR
+        summary = json.loads((folder / f"{name}.json").read_text())
+        model = build_sam(None, checkpoint=folder / f"{name}.safetensors")
+        held_out_figures(model, summary, summary["evaluation"]["scenes"])
+    elif (CLIP_DIR / f"{name}.json").is_file():
+        folder = CLIP_DIR
+        summary = json.loads((folder / f"{name}.json").read_text())
+        clip = load_clip(name)
+        summary["retrieval"] = retrieval(clip, summary["retrieval"]["scenes_per_set"])
+        summary["retrieval_check"] = retrieval(clip, CHECK_SCENES)
+    else:
+        shipped = sorted(p.stem for p in [*WEIGHTS_DIR.glob("*.json"), *CLIP_DIR.glob("*.json")])
+        raise ValueError(f"no shipped weights named {name!r}; shipped: {shipped}")
+    summary["reevaluated"] = [*summary.get("reevaluated", []), reason.strip()]
+    write_text_atomic(folder / f"{name}.json", json.dumps(summary, indent=2) + "\n")
+    if folder == WEIGHTS_DIR:
+        write_text_atomic(WEIGHTS_DIR / "README.md", weights_readme(WEIGHTS_DIR))
     return summary
 
 

@@ -217,12 +217,15 @@ def _fill(canvas, rng, where, ys, mask, name: str, vessel: int, grain: bool = Fa
     index = canvas.new_instance(name, parent=vessel)
     canvas.claim_part(where, mask, index, vessel)
     color = _color(rng, 235, 255) if name == "foam" else _color(rng, 20, 230)
+    if name == "powder":  # a powder is pale (ground fine, it scatters light), a solid is not
+        color = 0.6 * np.asarray(color, np.float32) + 0.4 * 255.0
     canvas.attributes[index]["color"] = color_name(color)
     top = float(ys[np.flatnonzero(mask.any(axis=1))[0], 0])
     depth = np.clip((ys - top) / (0.5 * canvas.unit), 0.0, 1.0)
     shade = np.broadcast_to((1.0 - 0.35 * depth)[..., None], (*mask.shape, 3)) * color
-    if grain:  # powders and solids look granular
-        shade = shade + rng.integers(-25, 26, (*mask.shape, 1)).astype(np.float32)
+    if grain:  # a solid is coarse grain; a powder's grain is too fine to see but faintly
+        grain_noise = rng.integers(-25, 26, (*mask.shape, 1)).astype(np.float32)
+        shade = shade + (0.3 if name == "powder" else 1.0) * grain_noise
     canvas.paint(where, mask, shade, alpha=0.9 if grain or name == "foam" else 0.75)
 
 

@@ -66,6 +66,10 @@ class TrainConfig:
     # weights or a file). 0: no text prompts, and the model has no text parts.
     text_share: float = 0.0
     clip: str = "tiny_clip"
+    # With text prompts: the weight of :func:`~samteach.training.losses.grounding_loss` (not in
+    # the paper): each text token must point at its object among its image's embedding
+    # locations. 0: the paper's losses only.
+    text_grounding: float = 0.0
     # Fine-tuning: keep the image encoder (and SAM 2's high-res stem) as it is and train the
     # prompt encoder and decoder only -- a step costs about half, and the embedding every
     # prompt reads does not move.
@@ -83,7 +87,8 @@ class TrainConfig:
         validate_choice(self.grad_rounds, "grad_rounds", GRAD_ROUNDS)
         validate_choice(self.point_mode, "point_mode", FIRST_POINT_MODES)
         validate_number(self.lr, "lr", low=0, low_open=True, expected="a positive learning rate")
-        for name in ("weight_decay", "grad_clip", "focal_weight", "dice_weight", "iou_weight"):
+        for name in ("weight_decay", "grad_clip", "focal_weight", "dice_weight", "iou_weight",
+                     "text_grounding"):
             validate_number(getattr(self, name), name, low=0)
         for name in ("p_box", "generic_share", "nonsquare_share", "text_share"):
             validate_number(getattr(self, name), name, 0, 1, expected="a share in [0, 1]")

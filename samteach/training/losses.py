@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..utils.masks import mask_iou as masks_iou
 
-__all__ = ["dice_loss", "focal_loss", "mask_iou", "sam_loss"]
+__all__ = ["dice_loss", "focal_loss", "grounding_loss", "mask_iou", "sam_loss"]
 
 
 def focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25,
@@ -85,3 +85,26 @@ def sam_loss(
         "best": best,
         "actual_iou": actual,
     }
+
+
+def grounding_loss(tokens: torch.Tensor, embeddings: torch.Tensor, targets: torch.Tensor,
+                   temperature: float = 0.1) -> torch.Tensor:
+    """Where in its image does a text token point? Cross-entropy of that guess vs the object.
+
+    Not in the paper (samteach's own, for a tiny encoder trained from scratch): each text token
+    is compared with every location of its image's embedding (cosine similarity / temperature),
+    a softmax over the h*w locations turns that into "where the token points", and the loss is
+    its cross-entropy against the object's share of each location. It asks the encoder's
+    features and the text projection to agree on what the object looks like -- the match the
+    decoder's token-to-image attention must find, given directly to the encoder.
+
+    Args:
+        tokens: (n, C) text tokens (the prompt encoder's, before the decoder).
+        embeddings: (n, C, h, w) the image embedding each token is prompted on.
+        targets: (n, h, w) soft masks at the embedding's size (each object non-empty).
+    """
+    similarity = torch.einsum("nc,nchw->nhw", F.normalize(tokens, dim=-1),
+                              F.normalize(embeddings, dim=1)).flatten(1) / temperature
+    where = targets.flatten(1).to(similarity.dtype)
+    where = where / where.sum(1, keepdim=True).clamp_min(1e-6)  # (n, h*w), sums to 1
+    return -(where * similarity.log_softmax(dim=1)).sum(1).mean()

@@ -11,6 +11,8 @@ Meta never released SAM's training code; the paper describes it, and this module
    the dense (mask) prompt. Optional rounds add no click and only feed the mask back.
 4. The loss (focal 20 : dice 1, + IoU MSE; :mod:`samteach.training.losses`) is summed over
    rounds. Only round 1 (a single prompt) uses the three multimask outputs; later rounds use one.
+   With text prompts, ``text_grounding`` > 0 adds samteach's own grounding loss (not the
+   paper's): each text token must point at its object among the embedding's locations.
 
 Gradients: ``grad_rounds="all"`` backpropagates every round's loss (into the shared image
 embedding too): memory grows with the number of rounds and each round costs a decoder backward.
@@ -31,7 +33,7 @@ from ..modeling import Sam
 from ..text.crops import object_crop
 from ..text.pairs import large_enough
 from .config import TrainConfig
-from .losses import sam_loss
+from .losses import grounding_loss, sam_loss
 from .samplers import append_clicks, sample_error_clicks, sample_first_prompts
 
 __all__ = ["InteractiveSam", "interactive_step", "next_round_prompts", "preprocess_batch",
@@ -111,7 +113,8 @@ def interactive_step(
         "loss" to backpropagate (summed over the rounds with gradients), and per-round detached
         "round_loss" and "round_iou" (mean actual IoU of the chosen masks) of the rounds played:
         all of them, except with ``grad_rounds="sample"``, which stops after the last round
-        drawn for training (the rounds after it would only cost time).
+        drawn for training (the rounds after it would only cost time). With
+        ``config.text_grounding`` and text prompts: "grounding", that loss (detached), added.
     """
     B, K, H, W = masks.shape
     gt = masks.flatten(0, 1)  # (P, H, W), image-major like the decoder's prompts
@@ -150,6 +153,13 @@ def interactive_step(
             points, labels, mask_input = next_round_prompts(
                 points, labels, low_res, out["iou_pred"], gt, generator, click=clicks[r + 1])
     result = {"loss": total, "round_loss": round_loss, "round_iou": round_iou}
+    if text is not None and config.text_grounding > 0 and bool(text[1].any()):
+        rows = text[1].nonzero()[:, 0]  # (n,) the text prompts; image of prompt p: p // K
+        h = embeddings.shape[-2:]
+        where = F.adaptive_avg_pool2d(gt[rows, None].float(), h)[:, 0]  # (n, h, w)
+        grounding = grounding_loss(text[0][rows], embeddings[rows // K], where)
+        result["loss"] = total + config.text_grounding * grounding
+        result["grounding"] = float(grounding.detach())
     if record_rounds:
         result["rounds"] = history
     return result
