@@ -170,10 +170,45 @@ def test_text_first_prompts_use_clip_image_embeddings_of_large_objects(clip):
     assert not rows0.any()
 
 
+def test_captions_can_stand_for_some_text_prompts(clip):
+    """Not the paper's recipe (``text_captions``): the training scenes carry, per mask, a caption
+    that names its object, and a share of the text prompts is that caption's *text* embedding."""
+    from samteach.text.captions import unique_captions
+    from samteach.training.scenes import SceneMasks, training_scene
+
+    with_words = SceneMasks(128, 5, first_seed=40, captions=True, generic_share=0.5)
+    plain = SceneMasks(128, 5, first_seed=40, generic_share=0.5)
+    for index in range(4):
+        image, masks, size, said = with_words[index]
+        assert torch.equal(masks, plain[index][1]) and len(plain[index]) == 3  # same masks
+        record, _ = training_scene(40 + index, 128, generic_share=0.5)
+        named = unique_captions(record)
+        for caption, mask in zip(said.split("\n"), masks, strict=True):
+            owner = [i for i in range(len(record)) if np.array_equal(
+                record.masks[i], mask[:size[0], :size[1]].numpy())][0]
+            assert caption in named[owner] if named[owner] else caption == ""
+    record = make_scene(3, 128)
+    image = torch.from_numpy(record.image).permute(2, 0, 1)[None]
+    masks = torch.from_numpy(record.masks)[None]
+    captions = [found[0] if found else "" for found in unique_captions(record)]
+    embeddings, rows = text_first_prompts(clip, image, masks, 1.0,
+                                          torch.Generator().manual_seed(0), captions, 1.0)
+    spoken = [i for i in range(len(captions)) if rows[i] and captions[i]]
+    assert spoken and len(spoken) < int(rows.sum())  # an unnamed large object stays an image
+    torch.testing.assert_close(embeddings[spoken], clip.embed_text([captions[i] for i in spoken]))
+    image_only, _ = text_first_prompts(clip, image, masks, 1.0, torch.Generator().manual_seed(0))
+    others = [i for i in range(len(captions)) if rows[i] and not captions[i]]
+    assert not torch.allclose(embeddings[spoken], image_only[spoken])
+    assert torch.allclose(embeddings[others].norm(dim=-1), torch.ones(len(others)))
+    with pytest.raises(ValueError, match="captions must be one per mask"):
+        text_first_prompts(clip, image, masks, 1.0, None, captions[:-1], 1.0)
+
+
 def test_a_text_run_fine_tunes_the_shipped_tiny_and_reloads(tmp_path, clip):
     save_clip(clip, tmp_path / "clip.safetensors")
     config = TrainConfig(max_steps=2, images_per_step=2, masks_per_image=2, rounds=2,
-                         no_click_rounds=0, text_share=0.5, clip=str(tmp_path / "clip.safetensors"))
+                         no_click_rounds=0, text_share=0.5, clip=str(tmp_path / "clip.safetensors"),
+                         text_grounding=1.0, text_captions=0.5)
     trainer = Trainer(config, tmp_path / "run", eval_every=0, eval_scenes=1, progress=False,
                       init="tiny")
     shipped = build_sam("tiny", pretrained=True).state_dict()
@@ -183,7 +218,7 @@ def test_a_text_run_fine_tunes_the_shipped_tiny_and_reloads(tmp_path, clip):
     model = build_sam(tmp_path / "run" / "model.safetensors")
     assert model.config.prompt_encoder.text_dim == D
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["config"]["text_share"] == 0.5
+    assert summary["config"]["text_share"] == 0.5 and summary["config"]["text_captions"] == 0.5
 
 
 # ---------------------------------------------------------------- the predictor and files

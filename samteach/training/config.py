@@ -70,6 +70,11 @@ class TrainConfig:
     # the paper): each text token must point at its object among its image's embedding
     # locations. 0: the paper's losses only.
     text_grounding: float = 0.0
+    # With text prompts: this share of them is the CLIP *text* embedding of a caption that names
+    # the object in its scene, the rest the paper's image embedding. The paper had no captions
+    # (SA-1B has none); our generator has them, and training on some closes the modality gap.
+    # 0: the paper's recipe.
+    text_captions: float = 0.0
     # Fine-tuning: keep the image encoder (and SAM 2's high-res stem) as it is and train the
     # prompt encoder and decoder only -- a step costs about half, and the embedding every
     # prompt reads does not move.
@@ -90,7 +95,7 @@ class TrainConfig:
         for name in ("weight_decay", "grad_clip", "focal_weight", "dice_weight", "iou_weight",
                      "text_grounding"):
             validate_number(getattr(self, name), name, low=0)
-        for name in ("p_box", "generic_share", "nonsquare_share", "text_share"):
+        for name in ("p_box", "generic_share", "nonsquare_share", "text_share", "text_captions"):
             validate_number(getattr(self, name), name, 0, 1, expected="a share in [0, 1]")
 
     @property

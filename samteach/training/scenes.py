@@ -10,6 +10,7 @@ import torch
 from ..data.generic import GenericSceneConfig, make_generic_scene
 from ..data.record import SegmentationRecord
 from ..data.scenes import SceneConfig, make_scene
+from ..text.captions import unique_captions
 
 __all__ = ["SceneMasks", "scene_size", "training_scene"]
 
@@ -25,13 +26,16 @@ class SceneMasks(torch.utils.data.Dataset):
     padding; :func:`preprocess_batch` makes it exactly the predictor's). Which scene, size and
     K masks is fixed per index, so a distributed sampler can split indices reproducibly.
 
-    Items are (image (3, S, S) uint8, masks (K, S, S) bool, input_size (2,) int64 = (h, w)).
+    Items are (image (3, S, S) uint8, masks (K, S, S) bool, input_size (2,) int64 = (h, w)),
+    and with ``captions`` a fourth: the K masks' captions joined by newlines, each one drawn
+    from those that name its object in the scene (:func:`unique_captions`), "" where none does.
     """
 
     def __init__(self, size: int, masks_per_image: int, first_seed: int = 0,
                  length: int = 10_000_000, scene: SceneConfig | None = None,
                  generic: GenericSceneConfig | None = None, generic_share: float = 0.0,
-                 nonsquare_share: float = 0.0) -> None:
+                 nonsquare_share: float = 0.0, captions: bool = False) -> None:
+        self.captions = captions
         self.size, self.k, self.first_seed, self.length = size, masks_per_image, first_seed, length
         self.scene, self.generic = scene, generic
         self.generic_share, self.nonsquare_share = generic_share, nonsquare_share
@@ -49,7 +53,12 @@ class SceneMasks(torch.utils.data.Dataset):
         image[:, :h, :w] = torch.from_numpy(record.image).permute(2, 0, 1)
         masks = torch.zeros(self.k, self.size, self.size, dtype=torch.bool)
         masks[:, :h, :w] = torch.from_numpy(record.masks[pick])
-        return image, masks, torch.tensor([h, w])
+        if not self.captions:
+            return image, masks, torch.tensor([h, w])
+        named = unique_captions(record)
+        draws = np.random.default_rng([self.first_seed + int(index), 2])  # apart from the masks
+        said = [named[i][int(draws.integers(len(named[i])))] if named[i] else "" for i in pick]
+        return image, masks, torch.tensor([h, w]), "\n".join(said)
 
 
 def training_scene(seed: int, size: int, scene: SceneConfig | None = None,

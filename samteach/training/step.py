@@ -246,35 +246,50 @@ class InteractiveSam(torch.nn.Module):
 
     def forward(self, images: torch.Tensor, masks: torch.Tensor,
                 generator: torch.Generator | None = None,
-                input_sizes: torch.Tensor | None = None) -> dict:
+                input_sizes: torch.Tensor | None = None,
+                captions: list[str] | None = None) -> dict:
         text = None
         if self.clip is not None and self.config.text_share > 0:
             text = text_first_prompts(self.clip, images, masks, self.config.text_share,
-                                      generator)
+                                      generator, captions, self.config.text_captions)
         return interactive_step(self.sam, images, masks, self.config, generator,
                                 input_sizes=input_sizes, text=text)
 
 
 @torch.no_grad()
 def text_first_prompts(clip, images: torch.Tensor, masks: torch.Tensor, share: float,
-                       generator: torch.Generator | None = None
+                       generator: torch.Generator | None = None,
+                       captions: list[str] | None = None, caption_share: float = 0.0,
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """Which prompts start from text, and their CLIP embeddings (SAM §7.5, App. D.5).
 
     Each of the P = B*K prompts is a text prompt with probability ``share`` if its object is
     large enough (the paper drops small masks); its embedding is the frozen CLIP's *image*
     embedding of the paper's crop of the object -- at inference the *text* embedding of a
-    caption takes its place. Returns (P, D) embeddings (zero where not text) and (P,) bool.
+    caption takes its place. Not the paper's: with ``captions`` (P strings, "" where no
+    caption names the object) a text prompt is, with probability ``caption_share``, the *text*
+    embedding of its caption instead. Returns (P, D) embeddings (zero where not text) and (P,)
+    bool.
     """
     B, K, H, W = masks.shape
     flat = masks.flatten(0, 1)  # (P, H, W)
     coins = torch.rand(len(flat), generator=generator, device=masks.device) < share
     rows = coins & large_enough(flat, max(H, W))  # (P,)
+    said = torch.zeros_like(rows)  # (P,): the text prompts given as a caption
+    if captions is not None and caption_share > 0:
+        if len(captions) != len(flat):
+            raise ValueError(f"captions must be one per mask, {len(flat)}; got {len(captions)}")
+        named = torch.tensor([bool(c) for c in captions], device=masks.device)
+        said = rows & named & (torch.rand(len(flat), generator=generator,
+                                          device=masks.device) < caption_share)
     embeddings = torch.zeros(len(flat), clip.config.embed_dim, device=masks.device)
-    chosen = rows.nonzero()[:, 0].tolist()
+    chosen = (rows & ~said).nonzero()[:, 0].tolist()
     if chosen:
         size = clip.config.image_size
         crops = torch.stack([object_crop(images[i // K], flat[i], size, generator)
                              for i in chosen])  # (n, 3, S, S)
         embeddings[chosen] = clip.embed_images(crops).float()
+    spoken = said.nonzero()[:, 0].tolist()
+    if spoken:
+        embeddings[spoken] = clip.embed_text([captions[i] for i in spoken]).float()
     return embeddings, rows

@@ -158,7 +158,8 @@ class Trainer:
             data = SceneMasks(size, config.masks_per_image, config.train_seed_start
                               + self.step * per_step, scene=config.scene,
                               generic=config.generic, generic_share=config.generic_share,
-                              nonsquare_share=config.nonsquare_share)
+                              nonsquare_share=config.nonsquare_share,
+                              captions=config.text_share > 0 and config.text_captions > 0)
         else:
             skip = range(self.step * per_step % len(self.dataset), len(self.dataset))
             data = torch.utils.data.Subset(self.dataset, skip)
@@ -183,11 +184,14 @@ class Trainer:
         return self._checkpoint(evaluate=True, final=True)
 
     def _loop(self, loader, bar, start: float) -> None:
-        for images, masks, *sizes in loader:  # sizes: (B, 2) input sizes, if the data has them
+        for images, masks, *more in loader:  # (B, 2) input sizes and B captions, if given
             if self._should_stop(start):
                 break
-            stats = self._train_step(images.to(self.device), masks.to(self.device),
-                                     sizes[0].to(self.device) if sizes else None)
+            sizes = more[0].to(self.device) if more else None
+            captions = [c for joined in more[1] for c in joined.split("\n")] if len(
+                more) > 1 else None  # (P,) one per mask, image-major like the prompts
+            stats = self._train_step(images.to(self.device), masks.to(self.device), sizes,
+                                     captions)
             self.step += 1
             self.elapsed = time.perf_counter() - start
             bar.update(1)
@@ -214,11 +218,11 @@ class Trainer:
         return stop
 
     def _train_step(self, images: torch.Tensor, masks: torch.Tensor,
-                    input_sizes: torch.Tensor | None) -> dict:
+                    input_sizes: torch.Tensor | None, captions: list[str] | None = None) -> dict:
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.config, self._progress())
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            out = self.model(images, masks, self.generator, input_sizes)
+            out = self.model(images, masks, self.generator, input_sizes, captions)
         self.optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         if self.config.grad_clip:
