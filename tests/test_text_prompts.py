@@ -428,11 +428,20 @@ def test_shipping_a_text_run_records_its_clip_and_text_figures(tmp_path, monkeyp
     monkeypatch.setattr("samteach.text.clip.CLIP_DIR", tmp_path / "clips")
     (tmp_path / "clip_run").mkdir()
     save_clip(clip, tmp_path / "clip_run" / "model.safetensors")
-    (tmp_path / "clip_run" / "summary.json").write_text(
-        json.dumps({"retrieval": {"top1": 0.5, "scenes_per_set": 1}}))
+    (tmp_path / "clip_run" / "summary.json").write_text(json.dumps(
+        {"command": "first", "init": None, "retrieval": {"top1": 0.5, "scenes_per_set": 1}}))
     clip_summary = ship_clip(tmp_path / "clip_run", "small_clip")
     assert clip_summary["retrieval_check"]["scenes_per_set"] == 1
     assert (tmp_path / "clips" / "small_clip.safetensors").is_file()
+    # a warm restart from a shipped CLIP's file records how that one was made
+    (tmp_path / "again").mkdir()
+    save_clip(clip, tmp_path / "again" / "model.safetensors")
+    (tmp_path / "again" / "summary.json").write_text(json.dumps(
+        {"command": "second", "init": {"init": str(tmp_path / "clips" / "small_clip.safetensors")},
+         "retrieval": {"top1": 0.5, "scenes_per_set": 1}}))
+    assert ship_clip(tmp_path / "again", "other_clip")["init"]["command"] == "first"
+    (tmp_path / "clips" / "other_clip.safetensors").unlink()
+    (tmp_path / "clips" / "other_clip.json").unlink()
     summary = train_main(["--steps", "1", "--images", "1", "--masks", "2", "--rounds", "2",
                           "--init", "tiny", "--text-share", "1", "--clip",
                           str(tmp_path / "clip_run" / "model.safetensors"),

@@ -237,9 +237,15 @@ def ship_clip(out_dir: str | Path, name: str) -> dict:
     out = Path(out_dir)
     summary = json.loads((out / "summary.json").read_text())
     init = summary.get("init") or {}
-    earlier = Path(init.get("init", "")).parent / "summary.json"
-    if init.get("init") and earlier.is_file():  # a warm restart: how its start was made
-        init["command"] = json.loads(earlier.read_text()).get("command")
+    if init.get("init"):  # a warm restart: how its start was made (its run's or shipped JSON)
+        start = Path(init["init"])
+        for earlier in (start.parent / "summary.json", start.with_suffix(".json")):
+            if earlier.is_file():
+                made = json.loads(earlier.read_text())
+                init["command"] = made.get("command")
+                if made.get("init"):
+                    init["init_of_init"] = made["init"]
+                break
     model = load_clip(out / "model.safetensors")
     summary["retrieval_check"] = retrieval(model, CHECK_SCENES)
     publish(out / "model.safetensors", CLIP_DIR, name, summary)
