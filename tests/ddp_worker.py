@@ -17,9 +17,9 @@ if __name__ == "__main__":
     seen = []
     step = trainer._train_step
 
-    def record(images, masks, input_sizes):
+    def record(images, masks, input_sizes, captions=None):
         seen.append(images.float().mean().item())  # which scenes this process trained on
-        return step(images, masks, input_sizes)
+        return step(images, masks, input_sizes, captions)
 
     trainer._train_step = record
     trainer.fit()

@@ -467,11 +467,15 @@ def test_shipping_a_text_run_records_its_clip_and_text_figures(tmp_path, monkeyp
     assert (tmp_path / "weights" / "mine_text.safetensors").read_bytes() == weights
     shipped_json = json.loads((tmp_path / "weights" / "mine_text.json").read_text())
     assert shipped_json["reevaluated"] == ["a test"]
-    clip_again = reevaluate("small_clip", "a test")
+    from samteach.text.train import reevaluate_clip
+
+    clip_again = reevaluate_clip("small_clip", "a test")
     assert clip_again["retrieval_check"] == clip_summary["retrieval_check"]
     assert clip_again["retrieval"]["scenes_per_set"] == 1
     with pytest.raises(ValueError, match="no shipped weights named 'nothing'"):
         reevaluate("nothing", "a test")
+    with pytest.raises(ValueError, match="no shipped CLIP named 'mine_text'"):
+        reevaluate_clip("mine_text", "a test")
     with pytest.raises(ValueError, match="reason must say"):
         reevaluate("mine_text", " ")
     with pytest.raises(ValueError, match="is not shipped"):

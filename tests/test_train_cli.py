@@ -51,7 +51,9 @@ def test_shipped_checkpoint_documents_its_run(name):
         assert info["config"]["rounds"] == 1 and info["config"]["no_click_rounds"] == 0
     elif name == "tiny_text":  # tiny fine-tuned with text first prompts (text prompts, §7.5)
         assert info["init"]["init"] == "tiny" and info["config"]["text_share"] > 0
-        assert info["config"]["freeze_encoder"] and info["config"]["rounds"] >= 2
+        # every part trained, with corrective clicks, captions and the grounding loss
+        assert not info["config"]["freeze_encoder"] and info["config"]["rounds"] >= 2
+        assert info["config"]["text_captions"] > 0 and info["config"]["text_grounding"] > 0
     else:
         assert info["config"]["rounds"] >= 9  # clicks keep helping up to 9 (SAM App. A)
     assert (WEIGHTS_DIR / f"{name}.safetensors").stat().st_size < 10 * 2**20  # a few MB
@@ -175,10 +177,10 @@ def test_ctrl_c_keeps_the_run_and_resume_finishes_it(tmp_path, no_evaluation):
     trainer = Trainer(SMALL, tmp_path, eval_every=0, progress=False)
     step = trainer._train_step
 
-    def interrupt_at_two(images, masks, input_sizes):
+    def interrupt_at_two(images, masks, input_sizes, captions=None):
         if trainer.step == 2:
             raise KeyboardInterrupt
-        return step(images, masks, input_sizes)
+        return step(images, masks, input_sizes, captions)
 
     trainer._train_step = interrupt_at_two
     with pytest.raises(KeyboardInterrupt):

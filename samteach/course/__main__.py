@@ -40,10 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "refresh":
         refresh(args.names or None)
     elif args.command == "reevaluate":
+        from ..text.clip import CLIP_DIR
+        from ..text.train import reevaluate_clip
         from .release import reevaluate
 
-        for name in args.names:
-            reevaluate(name, args.reason)
+        for name in args.names:  # a shipped CLIP by its name, else SAM weights
+            again = reevaluate_clip if (CLIP_DIR / f"{name}.json").is_file() else reevaluate
+            again(name, args.reason)
             print(f"reevaluated {name}")
     else:
         from .grading import grade_folder

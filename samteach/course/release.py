@@ -16,8 +16,8 @@ from ..evaluation.heldout import HELD_OUT_SEED, HELD_OUT_SETS, evaluate_model
 from ..training.trainer import LOG, MODEL, SUMMARY
 from ..utils.files import atomic_write, write_text_atomic
 
-__all__ = ["CHECK_SCENES", "held_out_figures", "publish", "reevaluate", "ship", "shipped_clip",
-           "weights_readme"]
+__all__ = ["CHECK_SCENES", "held_out_figures", "publish", "reevaluate", "reevaluation_reason",
+           "ship", "shipped_clip", "weights_readme"]
 
 CHECK_SCENES = 5  # the shipped JSON's "evaluation_check": a subset the tests re-evaluate
 
@@ -73,32 +73,29 @@ def held_out_figures(model, summary: dict, n_scenes: int) -> None:
 def reevaluate(name: str, reason: str) -> dict:
     """Score shipped weights again on today's held-out scenes, after a change to the scene
     generators: the weights and their training record stay, the figures are remade (on as
-    many scenes as before) and ``reevaluated`` says why. A shipped CLIP (samteach/weights/clip/)
-    gets its retrieval remade the same way."""
-    from ..text.clip import CLIP_DIR, load_clip
-    from ..text.train import retrieval
+    many scenes as before) and ``reevaluated`` says why. (A shipped CLIP:
+    :func:`samteach.text.train.reevaluate_clip`.)"""
+    reason = reevaluation_reason(reason)
+    path = WEIGHTS_DIR / f"{name}.json"
+    if not path.is_file():
+        from ..text.clip import CLIP_DIR
 
-    if not isinstance(reason, str) or not reason.strip():
-        raise ValueError("reason must say what changed, e.g. 'solids drawn as lumps'")
-    if (WEIGHTS_DIR / f"{name}.json").is_file():
-        folder = WEIGHTS_DIR
-        summary = json.loads((folder / f"{name}.json").read_text())
-        model = build_sam(None, checkpoint=folder / f"{name}.safetensors")
-        held_out_figures(model, summary, summary["evaluation"]["scenes"])
-    elif (CLIP_DIR / f"{name}.json").is_file():
-        folder = CLIP_DIR
-        summary = json.loads((folder / f"{name}.json").read_text())
-        clip = load_clip(name)
-        summary["retrieval"] = retrieval(clip, summary["retrieval"]["scenes_per_set"])
-        summary["retrieval_check"] = retrieval(clip, CHECK_SCENES)
-    else:
         shipped = sorted(p.stem for p in [*WEIGHTS_DIR.glob("*.json"), *CLIP_DIR.glob("*.json")])
         raise ValueError(f"no shipped weights named {name!r}; shipped: {shipped}")
-    summary["reevaluated"] = [*summary.get("reevaluated", []), reason.strip()]
-    write_text_atomic(folder / f"{name}.json", json.dumps(summary, indent=2) + "\n")
-    if folder == WEIGHTS_DIR:
-        write_text_atomic(WEIGHTS_DIR / "README.md", weights_readme(WEIGHTS_DIR))
+    summary = json.loads(path.read_text())
+    model = build_sam(None, checkpoint=WEIGHTS_DIR / f"{name}.safetensors")
+    held_out_figures(model, summary, summary["evaluation"]["scenes"])
+    summary["reevaluated"] = [*summary.get("reevaluated", []), reason]
+    write_text_atomic(path, json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(WEIGHTS_DIR / "README.md", weights_readme(WEIGHTS_DIR))
     return summary
+
+
+def reevaluation_reason(reason: str) -> str:
+    """The reason a re-evaluation records, checked: it must say what changed."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError("reason must say what changed, e.g. 'powders drawn pale'")
+    return reason.strip()
 
 
 def publish(weights: Path, folder: Path, name: str, summary: dict) -> None:

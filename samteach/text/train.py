@@ -253,5 +253,24 @@ def ship_clip(out_dir: str | Path, name: str) -> dict:
     return summary
 
 
+def reevaluate_clip(name: str, reason: str) -> dict:
+    """A shipped CLIP's retrieval remade on today's held-out scenes (after a change to the scene
+    generators), on as many scenes as before; the weights stay, ``reevaluated`` says why."""
+    from ..course.release import CHECK_SCENES, reevaluation_reason
+
+    reason = reevaluation_reason(reason)
+    path = CLIP_DIR / f"{name}.json"
+    if not path.is_file():
+        raise ValueError(f"no shipped CLIP named {name!r}; shipped: "
+                         f"{sorted(p.stem for p in CLIP_DIR.glob('*.json'))}")
+    summary = json.loads(path.read_text())
+    clip = load_clip(name)
+    summary["retrieval"] = retrieval(clip, summary["retrieval"]["scenes_per_set"])
+    summary["retrieval_check"] = retrieval(clip, CHECK_SCENES)
+    summary["reevaluated"] = [*summary.get("reevaluated", []), reason]
+    write_text_atomic(path, json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
 if __name__ == "__main__":
     run(main)
