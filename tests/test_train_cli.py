@@ -215,6 +215,16 @@ def test_bad_datasets_are_refused_before_training(tmp_path, dataset, pattern):
     assert not (tmp_path / "state.pt").exists()
 
 
+def test_captions_are_refused_with_a_dataset_that_has_none(tmp_path):
+    class Usable(_EmptyMasks):
+        def __getitem__(self, index):
+            return torch.zeros(3, 128, 128, dtype=torch.uint8), torch.ones(2, 128, 128, dtype=bool)
+
+    config = replace(SMALL, text_share=0.5, text_captions=0.5)
+    with pytest.raises(ValueError, match="text_captions needs captions"):
+        Trainer(config, tmp_path, dataset=Usable(), progress=False)
+
+
 @pytest.mark.parametrize("argv, pattern", [
     (["--rounds", "0"], "rounds must be a positive int"),
     (["--lr", "-0.1"], "lr must be a positive learning rate"),

@@ -97,6 +97,9 @@ class Trainer:
         self.stop_at = stop_at
         if dataset is not None:
             _check_dataset(dataset, get_config(config.preset).image_encoder.img_size)
+            if config.text_share > 0 and config.text_captions > 0:  # else silently unused
+                raise ValueError("text_captions needs captions, which only the synthetic "
+                                 "scenes carry: train on them (dataset=None) or set it to 0")
         self.dataset = dataset
         self.config, self.out = config, Path(out_dir)
         # Checked now, not at the first evaluation a whole training later.
