@@ -8,6 +8,8 @@ Shapes: B images, K prompts per image, N points per prompt, M masks per prompt,
 H/W the original image, h/w the low-res logits (4x the embedding grid: 256 for 1024 px).
 """
 
+from math import ceil
+
 import numpy as np
 import torch
 
@@ -130,6 +132,7 @@ class SamPredictor:
         return_logits: bool = False,
         *,
         text: str | torch.Tensor | None = None,
+        text_click: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Masks for one prompt on the cached image, in original pixel coordinates.
 
@@ -143,11 +146,20 @@ class SamPredictor:
             text: what to segment, in words ("the blue liquid"), alone or with the other
                 prompts -- for models trained with text prompts (SAM §7.5); or a (D,) CLIP
                 embedding itself (e.g. of an object's crop, as in training).
+            text_click: with ``text`` as the only sparse prompt, also click (label 1) where the
+                words point, the peak of :meth:`ground_text` (samteach's own, not the paper's).
 
         Returns:
             masks (M, H, W), iou_predictions (M,), low_res_masks (M, h, w) numpy arrays.
         """
         self._require_single_image("predict")
+        if text_click:
+            if text is None or point_coords is not None or point_labels is not None \
+                    or box is not None:
+                raise ValueError("text_click adds the model's own click to a text prompt given "
+                                 "alone: pass text and no points or box (once you click, the "
+                                 "text stays and text_click goes)")
+            point_coords, point_labels = self.ground_text(text)[1], np.ones(1, dtype=np.int64)
         original = self.original_size
         coords = labels = boxes = masks = None
         if point_coords is not None or point_labels is not None:
@@ -162,17 +174,43 @@ class SamPredictor:
         if mask_input is not None:
             size = self.model.prompt_encoder.mask_input_size
             masks = self._tensor(validate_mask_input(mask_input, size, ()))[None]  # (1, 1, h, w)
-        text_embedding = None
+        text_embedding = None if text is None else self._text_embedding(text)  # (1, D)
+        outputs = self.predict_torch(coords, labels, boxes, masks, multimask_output, return_logits,
+                                     text=text_embedding)
+        return tuple(x[0].detach().cpu().numpy() for x in outputs)
+
+    def _text_embedding(self, text: str | torch.Tensor) -> torch.Tensor:
+        """A caption or a (D,) CLIP embedding -> (1, D), as ``predict`` takes it."""
         if isinstance(text, torch.Tensor):
             if text.dim() != 1:
                 raise ValueError(f"text given as an embedding must be a (D,) tensor; got shape "
                                  f"{tuple(text.shape)}")
-            text_embedding = text.float().to(self.device)[None]  # (1, D)
-        elif text is not None:
-            text_embedding = self.embed_text(text)  # (1, D)
-        outputs = self.predict_torch(coords, labels, boxes, masks, multimask_output, return_logits,
-                                     text=text_embedding)
-        return tuple(x[0].detach().cpu().numpy() for x in outputs)
+            return text.float().to(self.device)[None]  # (1, D)
+        return self.embed_text(text)  # (1, D)
+
+    @torch.no_grad()
+    def ground_text(self, text: str | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Where the words point on the cached image (:mod:`samteach.text.grounding`).
+
+        Args:
+            text: a caption or a (D,) CLIP embedding, as in :meth:`predict`.
+
+        Returns:
+            grounding (h, w): the cosine of the text token with each location of the image
+            embedding (over the padded input, as the decoder sees it); point (1, 2): pixel
+            (x, y) in the original image, the centre of the best location inside the image.
+        """
+        from .text.grounding import grounding_map, peak_location
+
+        self._require_single_image("ground_text")
+        token = self.model.prompt_encoder.embed_text(self._text_embedding(text))  # (1, C)
+        grounding = grounding_map(token, self.features)[0]  # (h, w)
+        stride = self.model.image_encoder.img_size / grounding.shape[1]  # input px per location
+        (in_h, in_w), (h, w) = self.input_size, self.original_size
+        row, col = peak_location(grounding, (ceil(in_h / stride), ceil(in_w / stride)))
+        x = min((col + 0.5) * stride, in_w - 0.5) * w / in_w  # the input's pixels -> the image's
+        y = min((row + 0.5) * stride, in_h - 0.5) * h / in_h
+        return grounding.cpu().numpy(), np.array([[x, y]])
 
     def embed_text(self, text: str | list[str]) -> torch.Tensor:
         """Words -> (B, D) CLIP text embeddings, by ``text_encoder`` (for ``predict_torch``)."""

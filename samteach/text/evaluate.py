@@ -8,13 +8,17 @@ for text prompting (the paper's minimum, :data:`MIN_OBJECT_SHARE`). On every sam
 * ``text`` -- the caption's CLIP text embedding alone (three masks, the most confident kept);
 * ``text+1`` -- then one corrective click from RITM's robot, the text kept, the previous
   low-res logits fed back (the paper: text is the first interaction, clicks follow);
+* ``peak`` / ``peak+1`` -- the same with the model's own click where the words point added to
+  the caption alone (``text_click``, :mod:`~samteach.text.grounding`; samteach's, not the
+  paper's), kept as the first click when the corrective one comes;
 * ``image`` / ``image+1`` -- the same with the CLIP *image* embedding of the object's crop, the
   prompt the model was trained with (an oracle: it needs the object to be known);
 * ``point@1`` / ``point@2`` -- the model's own point-prompt mIoU@1 and @2 on the same objects
   (RITM's clicker, the usual protocol), the yardstick of the bars.
 
 Every figure is a mean IoU over samples; ``hit`` is the share with IoU > 0.5 (the mask lands
-on the named object).
+on the named object) of ``text``, ``peak_hit``, ``image_hit`` and ``point_hit`` the same of
+``peak``, ``image`` and ``point@1``.
 """
 
 from collections.abc import Iterable
@@ -31,27 +35,32 @@ from .captions import unique_captions
 from .crops import object_crop
 from .pairs import large_enough
 
-__all__ = ["TEXT_FIGURES", "evaluate_text", "text_then_click"]
+__all__ = ["HITS", "TEXT_FIGURES", "evaluate_text", "text_then_click"]
 
-TEXT_FIGURES = ("text", "text+1", "image", "image+1", "point@1", "point@2")
+TEXT_FIGURES = ("text", "text+1", "peak", "peak+1", "image", "image+1", "point@1", "point@2")
+HITS = {"hit": "text", "peak_hit": "peak", "image_hit": "image", "point_hit": "point@1"}
 
 
-def text_then_click(predictor: SamPredictor, prompt: str | torch.Tensor,
-                    gt: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+def text_then_click(predictor: SamPredictor, prompt: str | torch.Tensor, gt: np.ndarray,
+                    text_click: bool = False) -> tuple[float, float, np.ndarray, np.ndarray]:
     """IoU of the prompt alone and after one corrective click, and the two masks.
 
     ``prompt`` is a caption or a (D,) CLIP embedding; ``gt`` (H, W) bool. The first answer is
     the most confident of the three masks; the click is RITM's (the centre of the largest
     error), answered with one mask, the text kept and the first answer's logits fed back.
+    ``text_click``: the first answer also has the model's own click where the words point,
+    kept as the first click of the second answer (as a click of the user's would be).
     """
-    masks, scores, low_res = predictor.predict(text=prompt)
+    own = predictor.ground_text(prompt)[1] if text_click else np.zeros((0, 2))  # (0 or 1, 2)
+    masks, scores, low_res = predictor.predict(text=prompt, text_click=text_click)
     best = int(np.argmax(scores))
     first = masks[best]
     clicker = Clicker(gt)
     clicker.make_next_click(first)
-    masks, _, _ = predictor.predict(clicker.points, clicker.labels,
-                                    mask_input=low_res[best][None], multimask_output=False,
-                                    text=prompt)
+    points = np.concatenate([own, clicker.points])
+    labels = np.concatenate([np.ones(len(own), dtype=clicker.labels.dtype), clicker.labels])
+    masks, _, _ = predictor.predict(points, labels, mask_input=low_res[best][None],
+                                    multimask_output=False, text=prompt)
     return iou(first, gt), iou(masks[0], gt), first, masks[0]
 
 
@@ -62,7 +71,7 @@ def evaluate_text(model: Sam, clip, n_scenes: int = 100, first_seed: int = HELD_
 
     ``clip`` embeds the captions and the oracle's crops (the CLIP the model was trained with).
     Returns {"all": {...}, "lab": {...}, "generic": {...}}, each with the mean of every figure
-    of :data:`TEXT_FIGURES`, ``hit`` (text), ``image_hit`` and ``samples``.
+    of :data:`TEXT_FIGURES`, the hit rates of :data:`HITS` and ``samples``.
     """
     from tqdm.auto import tqdm
 
@@ -89,7 +98,9 @@ def evaluate_text(model: Sam, clip, n_scenes: int = 100, first_seed: int = HELD_
                 image_ious = text_then_click(predictor, oracle, gt)[:2]
                 for caption in captions:
                     text_ious = text_then_click(predictor, caption, gt)[:2]
+                    peak_ious = text_then_click(predictor, caption, gt, text_click=True)[:2]
                     rows[kind].append({"text": text_ious[0], "text+1": text_ious[1],
+                                       "peak": peak_ious[0], "peak+1": peak_ious[1],
                                        "image": image_ious[0], "image+1": image_ious[1],
                                        "point@1": float(points[0]), "point@2": float(points[1])})
             bar.update(1)
@@ -102,7 +113,7 @@ def _summary(rows: list[dict]) -> dict:
     if not rows:
         return {"samples": 0}
     out = {name: round(float(np.mean([r[name] for r in rows])), 4) for name in TEXT_FIGURES}
-    out["hit"] = round(float(np.mean([r["text"] > 0.5 for r in rows])), 4)
-    out["image_hit"] = round(float(np.mean([r["image"] > 0.5 for r in rows])), 4)
+    for hit, name in HITS.items():
+        out[hit] = round(float(np.mean([r[name] > 0.5 for r in rows])), 4)
     out["samples"] = len(rows)
     return out

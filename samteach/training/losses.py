@@ -13,6 +13,7 @@ Shapes: P prompts, M masks per prompt, H/W mask height and width.
 import torch
 import torch.nn.functional as F
 
+from ..text.grounding import grounding_map
 from ..utils.masks import mask_iou as masks_iou
 
 __all__ = ["dice_loss", "focal_loss", "grounding_loss", "mask_iou", "sam_loss"]
@@ -103,8 +104,7 @@ def grounding_loss(tokens: torch.Tensor, embeddings: torch.Tensor, targets: torc
         embeddings: (n, C, h, w) the image embedding each token is prompted on.
         targets: (n, h, w) soft masks at the embedding's size (each object non-empty).
     """
-    similarity = torch.einsum("nc,nchw->nhw", F.normalize(tokens, dim=-1),
-                              F.normalize(embeddings, dim=1)).flatten(1) / temperature
+    similarity = grounding_map(tokens, embeddings).flatten(1) / temperature  # (n, h*w)
     where = targets.flatten(1).to(similarity.dtype)
     where = where / where.sum(1, keepdim=True).clamp_min(1e-6)  # (n, h*w), sums to 1
     return -(where * similarity.log_softmax(dim=1)).sum(1).mean()
