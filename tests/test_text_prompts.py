@@ -432,6 +432,17 @@ def test_a_session_starts_from_words_and_corrects_with_clicks(sam, clip):
     assert session.prediction is first
     assert session.set_text(None) is None and session.text is None and not session.mask.any()
     assert "text" not in repr(session)
+    own = session.set_text("the flask", text_click=True)  # the model's own click comes too
+    masks, _, _ = session.predictor.predict(text="the flask", text_click=True)
+    assert np.array_equal(own.masks, masks) and session.labels.tolist() == [1]
+    np.testing.assert_array_equal(session.points, session.predictor.ground_text("the flask")[1])
+    session.add_point(40, 50, foreground=False)  # the own click stays, first of the clicks
+    assert session.labels.tolist() == [1, 0] and session.text == "the flask"
+    with pytest.raises(ValueError, match="before any click or box"):
+        session.set_text("the bottle", text_click=True)
+    session.undo()
+    session.undo()
+    assert session.prediction is None and not len(session.points)  # one undo: words and click
 
 
 def test_the_widget_has_a_text_box_for_text_models_only(sam, clip):
@@ -449,6 +460,9 @@ def test_the_widget_has_a_text_box_for_text_models_only(sam, clip):
     assert "giraffe" in demo.last_error and demo.session.text == "the flask"
     demo.buttons.undo.click()
     assert demo.session.text is None and demo.buttons.text.value == ""
+    demo.buttons.text_click.value = True
+    demo.buttons.text.value = "the flask"
+    assert demo.session.text == "the flask" and demo.session.labels.tolist() == [1]
 
 
 # ---------------------------------------------------------------- shipping

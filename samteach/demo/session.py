@@ -139,15 +139,25 @@ class PromptSession:
                              f"({x0}, {y0}) and ({x1}, {y1})")
         return self._push(self._state.points, self._state.labels, box, *self._text())
 
-    def set_text(self, text: str | None) -> Prediction | None:
+    def set_text(self, text: str | None, text_click: bool = False) -> Prediction | None:
         """Say what to segment ("the blue liquid"), or replace what was said; None removes it.
 
         The words go through the predictor's CLIP text encoder into the text token; a model
         without text prompts, empty text or a word the tokenizer does not know is refused with
-        a clear error, before anything changes.
+        a clear error, before anything changes. ``text_click``: words as the first prompt also
+        bring the model's own click where they point (``SamPredictor.ground_text``); it
+        becomes the first of the clicks, and one undo takes it back with the words.
         """
+        if not isinstance(text_click, (bool, np.bool_)):
+            raise TypeError(f"text_click must be True or False; got {text_click!r}")
+        if text_click and (text is None or len(self._state.points) or self._state.box is not None):
+            raise ValueError("text_click adds the model's own click to words given as the first "
+                             "prompt: set the text before any click or box")
         # Embedded once here (bad text refused before the state changes); clicks reuse it.
         embedding = None if text is None else self.predictor.embed_text(text)[0]  # (D,)
+        if text_click:  # [own click, text]: still a first prompt, answered with three masks
+            own = self.predictor.ground_text(embedding)[1]  # (1, 2)
+            return self._push(own, np.ones(1, dtype=np.int64), None, text, embedding, first=True)
         if text is None and not len(self._state.points) and self._state.box is None:
             self._history.append(self._state)
             self._state = _EMPTY
@@ -268,20 +278,23 @@ class PromptSession:
         return self._state.text, self._state.text_embedding
 
     def _push(self, points: np.ndarray, labels: np.ndarray, box: np.ndarray | None,
-              text: str | None = None, embedding: torch.Tensor | None = None) -> Prediction:
-        prediction = self._predict(points, labels, box, embedding)
+              text: str | None = None, embedding: torch.Tensor | None = None,
+              first: bool | None = None) -> Prediction:
+        prediction = self._predict(points, labels, box, embedding, first)
         self._history.append(self._state)
         self._state = _State(points, labels, box, prediction, text, embedding)
         return prediction
 
-    def _predict(self, points: np.ndarray, labels: np.ndarray,
-                 box: np.ndarray | None, text: torch.Tensor | None = None) -> Prediction:
+    def _predict(self, points: np.ndarray, labels: np.ndarray, box: np.ndarray | None,
+                 text: torch.Tensor | None = None, first: bool | None = None) -> Prediction:
         """Rules 2 and 3 of the module docstring, then one prompt-encoder + decoder call.
-        Text counts as one prompt: alone it is a first prompt, as a click is."""
+        Text counts as one prompt: alone it is a first prompt, as a click is (``first``: say
+        so, for text with the model's own click)."""
         if self.predictor.features is not self._features:  # the predictor was used elsewhere
             self.predictor.set_image(self.image)
             self._features = self.predictor.features
-        first = len(points) + (box is not None) + (text is not None) == 1
+        if first is None:
+            first = len(points) + (box is not None) + (text is not None) == 1
         previous = self._state.prediction
         mask_input = None
         if not first and previous is not None:

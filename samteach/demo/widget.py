@@ -271,7 +271,11 @@ class ClickDemo(widgets.VBox):
         if self.session is None or self.buttons.syncing:
             return
         start = time.perf_counter()
-        self.session.set_text(change["new"].strip() or None)  # emptied: the text is removed
+        words = change["new"].strip() or None  # emptied: the text is removed
+        session = self.session  # the own click only for words said before any click or box
+        own = self.buttons.text_click.value and words is not None and not len(session.points) \
+            and session.box is None
+        session.set_text(words, text_click=own)
         self._after_prediction(start)
 
     @_reported
@@ -407,7 +411,9 @@ class _Controls:
                                       layout=fit)
         self.text = widgets.Text(placeholder="type what to segment, then correct with clicks",
                                  continuous_update=False, layout=widgets.Layout(width="24em"))
-        self.text_row = widgets.HBox([widgets.Label("text"), self.text])
+        self.text_click = widgets.Checkbox(value=False, indent=False, layout=fit,
+                                           description="and click where the words point")
+        self.text_row = widgets.HBox([widgets.Label("text"), self.text, self.text_click])
         self.syncing = False
         self.box = widgets.VBox([widgets.HBox([self.undo, self.reset, self.teach, self.suggest]),
                                  widgets.HBox([widgets.Label("clicks add"), self.label,
