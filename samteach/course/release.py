@@ -164,10 +164,13 @@ def weights_readme(folder) -> str:
     texts = {name: info["text_evaluation"] for name, info in infos.items()
              if "text_evaluation" in info}
     if texts:
-        figures = ["text", "hit", "text+1", "image", "image+1", "point@1", "point@2"]
+        figures = ["text", "hit", "text+1", "peak", "peak_hit", "peak+1", "image", "image+1",
+                   "point@1", "point_hit", "point@2"]
         lines += ["", "Text prompts (`samteach.text.evaluate`: every caption naming one large "
-                  "object of the held-out scenes; `image` = the CLIP image embedding of its crop, "
-                  "`point@k` = k RITM clicks on the same objects):", "",
+                  "object of the held-out scenes; `peak` = the text with the model's own click "
+                  "where the words point, `text_click=True`; `image` = the CLIP image embedding "
+                  "of its crop; `point@k` = k RITM clicks on the same objects; `*hit` = the "
+                  "share of first answers with IoU > 0.5):", "",
                   "| weights | scenes | " + " | ".join(figures) + " | samples |",
                   "|---" * (len(figures) + 3) + "|"]
         for name, evaluation in texts.items():
