@@ -16,9 +16,9 @@ for text prompting (the paper's minimum, :data:`MIN_OBJECT_SHARE`). On every sam
 * ``point@1`` / ``point@2`` -- the model's own point-prompt mIoU@1 and @2 on the same objects
   (RITM's clicker, the usual protocol), the yardstick of the bars.
 
-Every figure is a mean IoU over samples; ``hit`` is the share with IoU > 0.5 (the mask lands
-on the named object) of ``text``, ``peak_hit``, ``image_hit`` and ``point_hit`` the same of
-``peak``, ``image`` and ``point@1``.
+Every figure is a mean IoU over samples; ``hit`` is the share of samples whose ``text`` IoU is
+above 0.5 (the mask lands on the named object), and ``peak_hit``, ``image_hit`` and
+``point_hit`` the same for ``peak``, ``image`` and ``point@1``.
 """
 
 from collections.abc import Iterable
