@@ -14,11 +14,13 @@ for text prompting (the paper's minimum, :data:`MIN_OBJECT_SHARE`). On every sam
 * ``image`` / ``image+1`` -- the same with the CLIP *image* embedding of the object's crop, the
   prompt the model was trained with (an oracle: it needs the object to be known);
 * ``point@1`` / ``point@2`` -- the model's own point-prompt mIoU@1 and @2 on the same objects
-  (RITM's clicker, the usual protocol), the yardstick of the bars.
+  (RITM's clicker, the usual protocol), the yardstick of the bars;
+* ``point@1+text`` -- RITM's first click (the object's centre) with the caption: what the words
+  add to a well-placed click, and the most the own click could reach were its peak always there.
 
 Every figure is a mean IoU over samples; ``hit`` is the share of samples whose ``text`` IoU is
-above 0.5 (the mask lands on the named object), and ``peak_hit``, ``image_hit`` and
-``point_hit`` the same for ``peak``, ``image`` and ``point@1``.
+above 0.5 (the mask lands on the named object), and ``peak_hit``, ``image_hit``, ``point_hit``
+and ``point_text_hit`` the same for ``peak``, ``image``, ``point@1`` and ``point@1+text``.
 """
 
 from collections.abc import Iterable
@@ -37,8 +39,10 @@ from .pairs import large_enough
 
 __all__ = ["HITS", "TEXT_FIGURES", "evaluate_text", "text_then_click"]
 
-TEXT_FIGURES = ("text", "text+1", "peak", "peak+1", "image", "image+1", "point@1", "point@2")
-HITS = {"hit": "text", "peak_hit": "peak", "image_hit": "image", "point_hit": "point@1"}
+TEXT_FIGURES = ("text", "text+1", "peak", "peak+1", "image", "image+1", "point@1", "point@2",
+                "point@1+text")
+HITS = {"hit": "text", "peak_hit": "peak", "image_hit": "image", "point_hit": "point@1",
+        "point_text_hit": "point@1+text"}
 
 
 def text_then_click(predictor: SamPredictor, prompt: str | torch.Tensor, gt: np.ndarray,
@@ -93,16 +97,21 @@ def evaluate_text(model: Sam, clip, n_scenes: int = 100, first_seed: int = HELD_
                     continue
                 gt = record.masks[i]
                 points = interactive_ious(predictor_callable(predictor), gt, max_clicks=2)
+                centre = Clicker(gt)
+                centre.make_next_click(np.zeros_like(gt))  # RITM's first click: the centre
                 crop = object_crop(image, masks[i], clip.config.image_size, generator)
                 oracle = clip.embed_images(crop[None])[0]
                 image_ious = text_then_click(predictor, oracle, gt)[:2]
                 for caption in captions:
                     text_ious = text_then_click(predictor, caption, gt)[:2]
                     peak_ious = text_then_click(predictor, caption, gt, text_click=True)[:2]
+                    answers, scores, _ = predictor.predict(centre.points, centre.labels,
+                                                           text=caption)
                     rows[kind].append({"text": text_ious[0], "text+1": text_ious[1],
                                        "peak": peak_ious[0], "peak+1": peak_ious[1],
                                        "image": image_ious[0], "image+1": image_ious[1],
-                                       "point@1": float(points[0]), "point@2": float(points[1])})
+                                       "point@1": float(points[0]), "point@2": float(points[1]),
+                                       "point@1+text": iou(answers[int(np.argmax(scores))], gt)})
             bar.update(1)
     bar.close()
     rows["all"] = [r for kind in kinds for r in rows[kind]]
