@@ -153,13 +153,16 @@ class SamPredictor:
             masks (M, H, W), iou_predictions (M,), low_res_masks (M, h, w) numpy arrays.
         """
         self._require_single_image("predict")
+        text_embedding = None  # (1, D), made once: the own click's map and the token share it
         if text_click:
             if text is None or point_coords is not None or point_labels is not None \
                     or box is not None:
                 raise ValueError("text_click adds the model's own click to a text prompt given "
                                  "alone: pass text and no points or box (once you click, the "
                                  "text stays and text_click goes)")
-            point_coords, point_labels = self.ground_text(text)[1], np.ones(1, dtype=np.int64)
+            text_embedding = self._text_embedding(text)
+            point_coords = self.ground_text(text_embedding[0])[1]  # (1, 2)
+            point_labels = np.ones(1, dtype=np.int64)
         original = self.original_size
         coords = labels = boxes = masks = None
         if point_coords is not None or point_labels is not None:
@@ -174,7 +177,8 @@ class SamPredictor:
         if mask_input is not None:
             size = self.model.prompt_encoder.mask_input_size
             masks = self._tensor(validate_mask_input(mask_input, size, ()))[None]  # (1, 1, h, w)
-        text_embedding = None if text is None else self._text_embedding(text)  # (1, D)
+        if text is not None and text_embedding is None:
+            text_embedding = self._text_embedding(text)  # (1, D)
         outputs = self.predict_torch(coords, labels, boxes, masks, multimask_output, return_logits,
                                      text=text_embedding)
         return tuple(x[0].detach().cpu().numpy() for x in outputs)

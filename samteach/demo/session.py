@@ -150,7 +150,7 @@ class PromptSession:
         """
         if not isinstance(text_click, (bool, np.bool_)):
             raise TypeError(f"text_click must be True or False; got {text_click!r}")
-        if text_click and (text is None or len(self._state.points) or self._state.box is not None):
+        if text_click and (text is None or self.has_clicks_or_box):
             raise ValueError("text_click adds the model's own click to words given as the first "
                              "prompt: set the text before any click or box")
         # Embedded once here (bad text refused before the state changes); clicks reuse it.
@@ -158,7 +158,7 @@ class PromptSession:
         if text_click:  # [own click, text]: still a first prompt, answered with three masks
             own = self.predictor.ground_text(embedding)[1]  # (1, 2)
             return self._push(own, np.ones(1, dtype=np.int64), None, text, embedding, first=True)
-        if text is None and not len(self._state.points) and self._state.box is None:
+        if text is None and not self.has_clicks_or_box:
             self._history.append(self._state)
             self._state = _EMPTY
             return None
@@ -208,6 +208,11 @@ class PromptSession:
     def box(self) -> np.ndarray | None:
         """(4,) x0, y0, x1, y1 or None."""
         return None if self._state.box is None else self._state.box.copy()
+
+    @property
+    def has_clicks_or_box(self) -> bool:
+        """A click or a box is set (words can then no longer be the first prompt)."""
+        return bool(len(self._state.points)) or self._state.box is not None
 
     @property
     def text(self) -> str | None:

@@ -272,10 +272,9 @@ class ClickDemo(widgets.VBox):
             return
         start = time.perf_counter()
         words = change["new"].strip() or None  # emptied: the text is removed
-        session = self.session  # the own click only for words said before any click or box
-        own = self.buttons.text_click.value and words is not None and not len(session.points) \
-            and session.box is None
-        session.set_text(words, text_click=own)
+        own = self.buttons.text_click.value and words is not None \
+            and not self.session.has_clicks_or_box  # the own click: words before any click or box
+        self.session.set_text(words, text_click=own)
         self._after_prediction(start)
 
     @_reported

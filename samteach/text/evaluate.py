@@ -103,10 +103,11 @@ def evaluate_text(model: Sam, clip, n_scenes: int = 100, first_seed: int = HELD_
                 oracle = clip.embed_images(crop[None])[0]
                 image_ious = text_then_click(predictor, oracle, gt)[:2]
                 for caption in captions:
-                    text_ious = text_then_click(predictor, caption, gt)[:2]
-                    peak_ious = text_then_click(predictor, caption, gt, text_click=True)[:2]
+                    words = predictor.embed_text(caption)[0]  # (D,): embedded once, used five times
+                    text_ious = text_then_click(predictor, words, gt)[:2]
+                    peak_ious = text_then_click(predictor, words, gt, text_click=True)[:2]
                     answers, scores, _ = predictor.predict(centre.points, centre.labels,
-                                                           text=caption)
+                                                           text=words)
                     rows[kind].append({"text": text_ious[0], "text+1": text_ious[1],
                                        "peak": peak_ious[0], "peak+1": peak_ious[1],
                                        "image": image_ious[0], "image+1": image_ious[1],
