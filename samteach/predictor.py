@@ -8,7 +8,6 @@ Shapes: B images, K prompts per image, N points per prompt, M masks per prompt,
 H/W the original image, h/w the low-res logits (4x the embedding grid: 256 for 1024 px).
 """
 
-from math import ceil
 
 import numpy as np
 import torch
@@ -204,17 +203,14 @@ class SamPredictor:
             embedding (over the padded input, as the decoder sees it); point (1, 2): pixel
             (x, y) in the original image, the centre of the best location inside the image.
         """
-        from .text.grounding import grounding_map, peak_location
+        from .text.grounding import grounding_map, peak_point
 
         self._require_single_image("ground_text")
         token = self.model.prompt_encoder.embed_text(self._text_embedding(text))  # (1, C)
         grounding = grounding_map(token, self.features)[0]  # (h, w)
-        stride = self.model.image_encoder.img_size / grounding.shape[1]  # input px per location
+        x, y = peak_point(grounding, self.input_size, self.model.image_encoder.img_size)
         (in_h, in_w), (h, w) = self.input_size, self.original_size
-        row, col = peak_location(grounding, (ceil(in_h / stride), ceil(in_w / stride)))
-        x = min((col + 0.5) * stride, in_w - 0.5) * w / in_w  # the input's pixels -> the image's
-        y = min((row + 0.5) * stride, in_h - 0.5) * h / in_h
-        return grounding.cpu().numpy(), np.array([[x, y]])
+        return grounding.cpu().numpy(), np.array([[x * w / in_w, y * h / in_h]])  # image's px
 
     def embed_text(self, text: str | list[str]) -> torch.Tensor:
         """Words -> (B, D) CLIP text embeddings, by ``text_encoder`` (for ``predict_torch``)."""
@@ -225,12 +221,17 @@ class SamPredictor:
                 or not all(isinstance(t, str) for t in text):
             raise TypeError(f"text must be a string (or a list of them), the words of what to "
                             f"segment; got {type(text).__name__}")
+        with torch.no_grad():
+            return self.clip().embed_text(list(text)).to(self.device)
+
+    def clip(self):
+        """The CLIP of the text prompts: ``text_encoder``, or the shipped ``tiny_clip``, loaded
+        the first time it is needed."""
         if self.text_encoder is None:
             from .text.clip import load_clip
 
             self.text_encoder = load_clip().to(self.device)
-        with torch.no_grad():
-            return self.text_encoder.embed_text(list(text)).to(self.device)
+        return self.text_encoder
 
     @torch.no_grad()
     def predict_torch(

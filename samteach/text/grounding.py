@@ -10,10 +10,12 @@ model can give itself (:func:`peak_location`; ``SamPredictor.predict(text=..., t
 Shapes: n tokens, C channels, h/w the embedding grid.
 """
 
+from math import ceil
+
 import torch
 import torch.nn.functional as F
 
-__all__ = ["grounding_map", "peak_location"]
+__all__ = ["grounding_map", "peak_location", "peak_point"]
 
 
 def grounding_map(tokens: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
@@ -30,3 +32,17 @@ def peak_location(grounding: torch.Tensor, valid: tuple[int, int] | None = None
     rows, cols = valid if valid is not None else grounding.shape
     index = int(grounding[:rows, :cols].argmax())
     return divmod(index, cols)
+
+
+def peak_point(grounding: torch.Tensor, input_size: tuple[int, int], img_size: int
+               ) -> tuple[float, float]:
+    """The click where one (h, w) map peaks: pixel (x, y) in the model's input frame.
+
+    The map covers the padded img_size x img_size input; the image fills its top-left
+    ``input_size`` = (rows, columns) of pixels, so the peak is searched there, and the click is
+    the centre of the peak's location (kept inside the image where a location overhangs it).
+    """
+    stride = img_size / grounding.shape[1]  # input pixels per location
+    in_h, in_w = input_size
+    row, col = peak_location(grounding, (ceil(in_h / stride), ceil(in_w / stride)))
+    return min((col + 0.5) * stride, in_w - 0.5), min((row + 0.5) * stride, in_h - 0.5)

@@ -62,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--text-captions", type=float, default=TrainConfig.text_captions,
                    help="with --text-share: share of text prompts that are a caption's CLIP "
                         "text embedding instead of the crop's image embedding (0: the paper's)")
+    p.add_argument("--text-click", type=float, default=TrainConfig.text_click,
+                   help="with --text-share: share of text prompts that also carry the model's "
+                        "own click where the words point (predict(text_click=True); 0: none)")
     p.add_argument("--freeze-encoder", action="store_true",
                    help="train the prompt encoder and decoder only (fine-tuning)")
     p.add_argument("--init", metavar="WEIGHTS",
@@ -99,6 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
         p_box=args.p_box, lr=args.lr, warmup_steps=args.warmup, seed=args.seed,
         train_seed_start=args.train_seed_start, text_share=args.text_share, clip=args.clip,
         text_grounding=args.text_grounding, text_captions=args.text_captions,
+        text_click=args.text_click,
         freeze_encoder=args.freeze_encoder,
         # With a time budget the schedule follows the clock (Trainer), not max_steps.
         max_steps=args.steps if args.steps is not None else 10**9,

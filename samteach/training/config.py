@@ -75,6 +75,11 @@ class TrainConfig:
     # (SA-1B has none); our generator has them, and training on some closes the modality gap.
     # 0: the paper's recipe.
     text_captions: float = 0.0
+    # With text prompts: this share of them also carries the model's own click where the words
+    # point (the peak of the grounding map, label 1) -- what ``predict(text_click=True)`` gives
+    # at inference -- so the decoder learns to weigh a click that may be wrong against the
+    # words. Not the paper's. 0: the words alone.
+    text_click: float = 0.0
     # Fine-tuning: keep the image encoder (and SAM 2's high-res stem) as it is and train the
     # prompt encoder and decoder only -- a step costs about half, and the embedding every
     # prompt reads does not move.
@@ -95,7 +100,8 @@ class TrainConfig:
         for name in ("weight_decay", "grad_clip", "focal_weight", "dice_weight", "iou_weight",
                      "text_grounding"):
             validate_number(getattr(self, name), name, low=0)
-        for name in ("p_box", "generic_share", "nonsquare_share", "text_share", "text_captions"):
+        for name in ("p_box", "generic_share", "nonsquare_share", "text_share", "text_captions",
+                     "text_click"):
             validate_number(getattr(self, name), name, 0, 1, expected="a share in [0, 1]")
 
     @property

@@ -12,7 +12,8 @@ Meta never released SAM's training code; the paper describes it, and this module
 4. The loss (focal 20 : dice 1, + IoU MSE; :mod:`samteach.training.losses`) is summed over
    rounds. Only round 1 (a single prompt) uses the three multimask outputs; later rounds use one.
    With text prompts, ``text_grounding`` > 0 adds samteach's own grounding loss (not the
-   paper's): each text token must point at its object among the embedding's locations.
+   paper's): each text token must point at its object among the embedding's locations, and
+   ``text_click`` > 0 gives a share of text prompts the model's own click where it points.
 
 Gradients: ``grad_rounds="all"`` backpropagates every round's loss (into the shared image
 embedding too): memory grows with the number of rounds and each round costs a decoder backward.
@@ -31,13 +32,14 @@ import torch.nn.functional as F
 
 from ..modeling import Sam
 from ..text.crops import object_crop
+from ..text.grounding import grounding_map, peak_point
 from ..text.pairs import large_enough
 from .config import TrainConfig
 from .losses import grounding_loss, sam_loss
 from .samplers import append_clicks, sample_error_clicks, sample_first_prompts
 
-__all__ = ["InteractiveSam", "interactive_step", "next_round_prompts", "preprocess_batch",
-           "round_plan", "text_first_prompts"]
+__all__ = ["InteractiveSam", "interactive_step", "next_round_prompts", "own_clicks",
+           "preprocess_batch", "round_plan", "text_first_prompts"]
 
 
 def preprocess_batch(model: Sam, images: torch.Tensor,
@@ -132,6 +134,9 @@ def interactive_step(
     if text is not None:  # those prompts start from the text token alone: [pad, text]
         labels = torch.where(text[1][:, None], -1, labels)
         text = (model.prompt_encoder.embed_text(text[0]), text[1])  # (P, C): once, every round
+        if config.text_click > 0:  # some with the model's own click instead of the pad
+            points, labels = own_clicks(text, embeddings, points, labels, config.text_click,
+                                        generator, input_sizes, model.image_encoder.img_size)
     clicks, grads = round_plan(config, generator, gt.device)
     last = max(r for r, g in enumerate(grads) if g)  # later rounds would train nothing: skip
     total, round_loss, round_iou, history = 0.0, [], [], []
@@ -163,6 +168,30 @@ def interactive_step(
     if record_rounds:
         result["rounds"] = history
     return result
+
+
+@torch.no_grad()
+def own_clicks(text: tuple[torch.Tensor, torch.Tensor], embeddings: torch.Tensor,
+               points: torch.Tensor, labels: torch.Tensor, share: float,
+               generator: torch.Generator | None, input_sizes: torch.Tensor | None,
+               img_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``share`` of the text prompts [pad, text] become [own click, text]: the click (label 1)
+    where the token points on its image's embedding (:func:`~samteach.text.grounding.peak_point`),
+    as ``predict(text_click=True)`` clicks at inference. Right or wrong, it stays -- the words
+    must overrule a wrong one. text = (tokens (P, C), rows (P,) bool); embeddings (B, C, h, w);
+    points (P, 2, 2) and labels (P, 2) of the first prompts. Returns new points and labels."""
+    coins = torch.rand(len(labels), generator=generator, device=labels.device) < share
+    chosen = (text[1] & coins).nonzero()[:, 0]  # (n,)
+    if len(chosen) == 0:
+        return points, labels
+    K = len(labels) // len(embeddings)
+    maps = grounding_map(text[0][chosen], embeddings[chosen // K])  # (n, h, w)
+    points, labels = points.clone(), labels.clone()
+    for row, grounding in zip(chosen.tolist(), maps, strict=True):
+        size = (img_size, img_size) if input_sizes is None else input_sizes[row // K].tolist()
+        points[row, 0] = points.new_tensor(peak_point(grounding, size, img_size))
+        labels[row, 0] = 1
+    return points, labels
 
 
 def next_round_prompts(
