@@ -164,11 +164,14 @@ def weights_readme(folder) -> str:
     texts = {name: info["text_evaluation"] for name, info in infos.items()
              if "text_evaluation" in info}
     if texts:
-        figures = ["text", "hit", "text+1", "peak", "peak_hit", "peak+1", "image", "image+1",
-                   "point@1", "point_hit", "point@2", "point@1+text", "point_text_hit"]
+        figures = ["text", "hit", "text+1", "peak", "peak_hit", "peak+1", "pick", "pick_hit",
+                   "pick+1", "image", "image+1", "point@1", "point_hit", "point@2",
+                   "point@1+text", "point_text_hit"]
         lines += ["", "Text prompts (`samteach.text.evaluate`: every caption naming one large "
                   "object of the held-out scenes; `peak` = the text with the model's own click "
-                  "where the words point, `text_click=True`; `image` = the CLIP image embedding "
+                  "where the words point, `text_click=True`; `pick` = the text with its own "
+                  "click where CLIP points among SAM's proposals, `samteach.text.choose`; "
+                  "`image` = the CLIP image embedding "
                   "of its crop; `point@k` = k RITM clicks on the same objects, `point@1+text` the "
                   "first of them with the text; `*hit` = the "
                   "share of first answers with IoU > 0.5):", "",

@@ -13,6 +13,8 @@ prompted with CLIP *text* embeddings of words.
 * :mod:`~samteach.text.hf` -- any Hugging Face CLIP in its place (optional ``transformers``);
 * :mod:`~samteach.text.grounding` -- where a text token points among the image embedding's
   locations (a training loss and the model's own click);
+* :mod:`~samteach.text.choose` -- SAM proposes masks, CLIP chooses the one the words name (a
+  second own click);
 * :mod:`~samteach.text.evaluate` -- text prompts scored on held-out scenes.
 
 SAM's side lives with SAM: the text token in ``modeling.prompt_encoder``, the first text
