@@ -538,6 +538,14 @@ def test_a_session_starts_from_words_and_corrects_with_clicks(sam, clip):
     session.undo()
     session.undo()
     assert session.prediction is None and not len(session.points)  # one undo: words and click
+    picked = session.set_text("the flask", text_click="clip")  # where CLIP points instead
+    from samteach.text.choose import propose
+    point, _ = propose(session.predictor, session.image).choose(clip.embed_text("the flask")[0])
+    np.testing.assert_array_equal(session.points, point)
+    masks, _, _ = session.predictor.predict(point, np.array([1]), text="the flask")
+    assert np.array_equal(picked.masks, masks) and session.labels.tolist() == [1]
+    with pytest.raises(TypeError, match="text_click must be False, True or 'map'"):
+        session.set_text("the flask", text_click="peak")
 
 
 def test_the_widget_has_a_text_box_for_text_models_only(sam, clip):
@@ -555,9 +563,17 @@ def test_the_widget_has_a_text_box_for_text_models_only(sam, clip):
     assert "giraffe" in demo.last_error and demo.session.text == "the flask"
     demo.buttons.undo.click()
     assert demo.session.text is None and demo.buttons.text.value == ""
-    demo.buttons.text_click.value = True
+    demo.buttons.text_click.value = "map"
     demo.buttons.text.value = "the flask"
     assert demo.session.text == "the flask" and demo.session.labels.tolist() == [1]
+    np.testing.assert_array_equal(demo.session.points,
+                                  demo.session.predictor.ground_text("the flask")[1])
+    demo.buttons.reset.click()
+    demo.buttons.text_click.value = "clip"  # the own click where CLIP points
+    demo.buttons.text.value = "the bottle"
+    assert demo.session.text == "the bottle" and demo.session.labels.tolist() == [1]
+    point, _ = demo.session._proposals().choose(clip.embed_text("the bottle")[0])
+    np.testing.assert_array_equal(demo.session.points, point)
 
 
 # ---------------------------------------------------------------- shipping

@@ -36,7 +36,11 @@ from ..predictor import SamPredictor, as_predictor
 from ..utils.arguments import validate_int
 from ..utils.images import load_image
 
-__all__ = ["Prediction", "PromptSession", "load_image"]
+__all__ = ["Prediction", "PromptSession", "TEXT_CLICKS", "load_image"]
+
+# The model's own click with words (set_text's text_click): none, where the words point (True
+# or "map"), where CLIP points among SAM's proposals ("clip").
+TEXT_CLICKS = (False, True, "map", "clip")
 
 RULES = ("ritm", "training")  # who suggests the next click in teaching mode
 
@@ -119,6 +123,7 @@ class PromptSession:
             self.set_target(target)
         self._history: list[_State] = []
         self._state = _EMPTY
+        self._found = None  # SAM's proposals, for text_click="clip"
 
     # ------------------------------------------------------------------ prompts
     def add_point(self, x: float, y: float, foreground: bool = True) -> Prediction:
@@ -139,24 +144,30 @@ class PromptSession:
                              f"({x0}, {y0}) and ({x1}, {y1})")
         return self._push(self._state.points, self._state.labels, box, *self._text())
 
-    def set_text(self, text: str | None, text_click: bool = False) -> Prediction | None:
+    def set_text(self, text: str | None, text_click: bool | str = False) -> Prediction | None:
         """Say what to segment ("the blue liquid"), or replace what was said; None removes it.
 
         The words go through the predictor's CLIP text encoder into the text token; a model
         without text prompts, empty text or a word the tokenizer does not know is refused with
         a clear error, before anything changes. ``text_click``: words as the first prompt also
-        bring the model's own click where they point (``SamPredictor.ground_text``); it
-        becomes the first of the clicks, and one undo takes it back with the words.
+        bring the model's own click -- True (or "map") where the words point
+        (``SamPredictor.ground_text``), "clip" where CLIP points among SAM's proposals
+        (:mod:`samteach.text.choose`, made once per session). It becomes the first of the
+        clicks, and one undo takes it back with the words.
         """
-        if not isinstance(text_click, (bool, np.bool_)):
-            raise TypeError(f"text_click must be True or False; got {text_click!r}")
+        if not any(text_click is way or text_click == way for way in TEXT_CLICKS):
+            raise TypeError(f"text_click must be False, True or 'map' (click where the words "
+                            f"point) or 'clip' (where CLIP points); got {text_click!r}")
         if text_click and (text is None or self.has_clicks_or_box):
             raise ValueError("text_click adds the model's own click to words given as the first "
                              "prompt: set the text before any click or box")
         # Embedded once here (bad text refused before the state changes); clicks reuse it.
         embedding = None if text is None else self.predictor.embed_text(text)[0]  # (D,)
         if text_click:  # [own click, text]: still a first prompt, answered with three masks
-            own = self.predictor.ground_text(embedding)[1]  # (1, 2)
+            if text_click == "clip":
+                own = self._proposals().choose(embedding)[0]  # (1, 2)
+            else:
+                own = self.predictor.ground_text(embedding)[1]  # (1, 2)
             return self._push(own, np.ones(1, dtype=np.int64), None, text, embedding, first=True)
         if text is None and not self.has_clicks_or_box:
             self._history.append(self._state)
@@ -164,6 +175,15 @@ class PromptSession:
             return None
         return self._push(self._state.points, self._state.labels, self._state.box, text,
                           embedding)
+
+    def _proposals(self):
+        """SAM's proposals on this image as CLIP sees them (made at the first use, then kept)."""
+        if self._found is None:
+            from ..text.choose import propose
+
+            self._found = propose(self.predictor, self.image)  # leaves this image set
+            self._features = self.predictor.features
+        return self._found
 
     def undo(self) -> Prediction | None:
         """Go back one edit; returns the prediction now shown (None once nothing is left).

@@ -272,8 +272,8 @@ class ClickDemo(widgets.VBox):
             return
         start = time.perf_counter()
         words = change["new"].strip() or None  # emptied: the text is removed
-        own = self.buttons.text_click.value and words is not None \
-            and not self.session.has_clicks_or_box  # the own click: words before any click or box
+        first = words is not None and not self.session.has_clicks_or_box
+        own = self.buttons.text_click.value if first else False  # words before any click or box
         self.session.set_text(words, text_click=own)
         self._after_prediction(start)
 
@@ -410,8 +410,10 @@ class _Controls:
                                       layout=fit)
         self.text = widgets.Text(placeholder="type what to segment, then correct with clicks",
                                  continuous_update=False, layout=widgets.Layout(width="24em"))
-        self.text_click = widgets.Checkbox(value=False, indent=False, layout=fit,
-                                           description="and click where the words point")
+        self.text_click = widgets.Dropdown(  # the model's own click with the words, or none
+            options=[("words alone", False), ("+ a click where the words point", "map"),
+                     ("+ a click where CLIP points", "clip")], value=False,
+            layout=widgets.Layout(width="17em"))
         self.text_row = widgets.HBox([widgets.Label("text"), self.text, self.text_click])
         self.syncing = False
         self.box = widgets.VBox([widgets.HBox([self.undo, self.reset, self.teach, self.suggest]),
