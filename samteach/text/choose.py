@@ -98,7 +98,7 @@ def propose(predictor: SamPredictor, image: np.ndarray) -> Proposals:
     """
     records = SamAutomaticMaskGenerator(predictor, PROPOSALS).generate(image)
     records = [r for r in records if r["segmentation"].any()]
-    predictor.set_image(image)  # the generator may have set it at another size, or not at all
+    predictor.set_image(image)  # the generator resets the image it encodes (as Meta's does)
     masks = np.array([r["segmentation"] for r in records], dtype=bool).reshape(
         -1, *image.shape[:2])  # (N, H, W)
     quality = np.array([r["predicted_iou"] for r in records], dtype=float)
