@@ -411,8 +411,14 @@ def test_the_clip_command_trains_scores_and_refuses_bad_flags(tmp_path, capsys):
     assert load_clip(tmp_path / "clip" / "model.safetensors").config == TinyClipConfig()
     with pytest.raises(FileExistsError, match="--overwrite"):
         main(["--steps", "2", "--out", str(tmp_path / "clip")])
+    small = main(["--steps", "1", "--scenes", "2", "--eval-scenes", "1", "--no-progress",
+                  "--image-size", "16", "--image-width", "8", "--out", str(tmp_path / "small")])
+    assert load_clip(tmp_path / "small" / "model.safetensors").config == TinyClipConfig(
+        image_size=16, image_width=8)
+    assert small["config"]["model"]["image_width"] == 8  # the JSON records the towers' sizes
     for argv, named in ((["--steps", "0"], "--steps must"), (["--scenes", "x"], "--scenes"),
-                        (["--lr", "-1"], "--lr must")):
+                        (["--lr", "-1"], "--lr must"), (["--image-width", "0"], "--image-width"),
+                        (["--image-size", "-3"], "--image-size")):
         with pytest.raises(SystemExit) as stop:
             run(main, [*argv, "--out", str(tmp_path / "other")])
         assert stop.value.code == 2

@@ -173,6 +173,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="scenes per step (each gives all its large enough objects)")
     p.add_argument("--lr", type=float, default=ClipTrainConfig.lr)
     p.add_argument("--seed", type=int, default=ClipTrainConfig.seed)
+    p.add_argument("--image-size", type=int, default=TinyClipConfig.image_size,
+                   help="side of the crops the image tower sees, in pixels")
+    p.add_argument("--image-width", type=int, default=TinyClipConfig.image_width,
+                   help="channels of the image tower's first stage (doubled at each stage)")
     p.add_argument("--init", metavar="CLIP", help="warm restart from this CLIP file")
     p.add_argument("--lock-image", action="store_true",
                    help="train only the text tower (and temperature); needs --init")
@@ -190,8 +194,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     validate_int(args.eval_scenes, "eval_scenes")
-    config = ClipTrainConfig(max_steps=args.steps, scenes_per_step=args.scenes, lr=args.lr,
-                             seed=args.seed, train_seed_start=args.train_seed_start,
+    model = TinyClipConfig(image_size=validate_int(args.image_size, "image_size"),
+                           image_width=validate_int(args.image_width, "image_width"))
+    config = ClipTrainConfig(model=model, max_steps=args.steps, scenes_per_step=args.scenes,
+                             lr=args.lr, seed=args.seed, train_seed_start=args.train_seed_start,
                              lock_image=args.lock_image)
     _require_init_to_lock(config, args.init)  # before the run's folder is made
     out = Path(args.out)
