@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..utils.arguments import validate_int
 from ..utils.files import atomic_write
 from .contrastive import contrastive_loss
 from .tokenizer import WordTokenizer
@@ -36,6 +37,10 @@ class TinyClipConfig:
     text_heads: int = 4
     context: int = 12  # tokens per caption, <bos> and <eos> included
     embed_dim: int = 128  # D, the shared space
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            validate_int(value, name)
 
 
 class TinyClip(nn.Module):

@@ -194,8 +194,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     validate_int(args.eval_scenes, "eval_scenes")
-    model = TinyClipConfig(image_size=validate_int(args.image_size, "image_size"),
-                           image_width=validate_int(args.image_width, "image_width"))
+    model = TinyClipConfig(image_size=args.image_size, image_width=args.image_width)
     config = ClipTrainConfig(model=model, max_steps=args.steps, scenes_per_step=args.scenes,
                              lr=args.lr, seed=args.seed, train_seed_start=args.train_seed_start,
                              lock_image=args.lock_image)
