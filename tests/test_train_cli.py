@@ -278,6 +278,60 @@ def test_a_run_cut_short_keeps_the_schedule_of_its_full_length(tmp_path):
 
 
 
+def test_the_rest_of_a_run_starts_from_its_weights(tmp_path):
+    """--start-at continues a schedule from the weights a --stop-at run shipped: the steps, the
+    scenes and the learning rate of the full schedule, a new optimiser warmed up again."""
+    from samteach.training import lr_at
+
+    argv = ["--steps", "6", "--rounds", "2", "--no-click-rounds", "0", "--images", "1",
+            "--masks", "1", "--warmup", "2", "--eval-every", "0", "--eval-scenes", "1",
+            "--no-progress"]
+    train_main(argv + ["--stop-at", "3", "--out", str(tmp_path / "first")])
+    weights = tmp_path / "first" / "model.safetensors"
+    summary = train_main(argv + ["--start-at", "3", "--stop-at", "4", "--init", str(weights),
+                                 "--out", str(tmp_path / "rest")])
+    assert summary["steps"] == 4 and summary["start_at"] == 3 and "--start-at 3" in summary[
+        "command"]
+    state = torch.load(tmp_path / "rest" / "state.pt", weights_only=True)
+    assert state["step"] == 4 and state["optimizer"]["state"][0]["step"] == 1  # one step taken
+    config = TrainConfig(rounds=2, no_click_rounds=0, images_per_step=1, masks_per_image=1,
+                         warmup_steps=2, max_steps=6)
+    lr = state["optimizer"]["param_groups"][0]["lr"]  # step 3, the first of the new optimiser
+    assert lr == pytest.approx(lr_at(3, config) / 2)
+
+
+def test_the_rest_of_a_shipped_run_ships_as_one_run(tmp_path, monkeypatch):
+    """--start-at from shipped weights, shipped under their name: one record of both runs (the
+    earlier command, the joined learning curve, the time of both); another name is refused."""
+    monkeypatch.setattr("samteach.course.release.WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr("samteach.course.release.CHECK_SCENES", 1)
+    argv = ["--steps", "4", "--rounds", "2", "--no-click-rounds", "0", "--images", "1",
+            "--masks", "1", "--warmup", "1", "--eval-every", "2", "--eval-scenes", "1",
+            "--no-progress", "--final-eval-scenes", "1"]
+    first = train_main(argv + ["--stop-at", "2", "--out", str(tmp_path / "a"), "--ship", "m"])
+    rest = argv + ["--start-at", "2", "--init", str(tmp_path / "weights" / "m.safetensors")]
+    with pytest.raises(ValueError, match="ship it under the name of the weights its --init"):
+        train_main(rest + ["--out", str(tmp_path / "b"), "--ship", "other"])
+    both = train_main(rest + ["--out", str(tmp_path / "c"), "--ship", "m"])
+    assert both["earlier_runs"] == [{key: first[key] for key in (
+        "command", "steps", "wall_time_s", "threads", "init")}]
+    assert [entry["step"] for entry in both["learning_curve"]] == [2, 4]
+    assert both["wall_time_s"] == pytest.approx(first["wall_time_s"] + both["run_wall_time_s"],
+                                                abs=0.1)
+    assert json.loads((tmp_path / "weights" / "m.json").read_text())["steps"] == 4
+    assert "It continues the run of `m` stopped at step 2" in (
+        tmp_path / "weights" / "README.md").read_text()
+
+
+@pytest.mark.parametrize("kwargs", [dict(start_at=2), dict(start_at=0, init="tiny"),
+                                    dict(start_at=4, init="tiny"),
+                                    dict(start_at=3, stop_at=3, init="tiny"),
+                                    dict(start_at=2, init="tiny", minutes=1.0)])
+def test_trainer_refuses_a_bad_start_step(tmp_path, kwargs):
+    with pytest.raises(ValueError, match="start_at must be a step of the schedule"):
+        Trainer(SMALL, tmp_path, progress=False, **kwargs)
+
+
 def test_weights_readme_is_made_from_the_json_files():
     from samteach.course.release import weights_readme
 

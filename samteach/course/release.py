@@ -16,8 +16,8 @@ from ..evaluation.heldout import HELD_OUT_SEED, HELD_OUT_SETS, evaluate_model
 from ..training.trainer import LOG, MODEL, SUMMARY
 from ..utils.files import atomic_write, write_text_atomic
 
-__all__ = ["CHECK_SCENES", "held_out_figures", "publish", "reevaluate", "reevaluation_reason",
-           "ship", "shipped_clip", "weights_readme"]
+__all__ = ["CHECK_SCENES", "held_out_figures", "join_earlier_runs", "publish", "reevaluate",
+           "reevaluation_reason", "ship", "shipped_clip", "weights_readme"]
 
 CHECK_SCENES = 5  # the shipped JSON's "evaluation_check": a subset the tests re-evaluate
 
@@ -33,6 +33,8 @@ def ship(out_dir: str, name: str, n_scenes: int) -> dict:
     summary = json.loads((out / SUMMARY).read_text())
     if (out / LOG).exists():
         summary["learning_curve"] = [json.loads(line) for line in (out / LOG).open()]
+    if summary.get("start_at"):
+        join_earlier_runs(summary, name)
     model = build_sam(None, checkpoint=out / MODEL)
     if model.prompt_encoder.has_text_prompts:
         summary["clip"] = shipped_clip(summary["config"]["clip"])
@@ -44,6 +46,30 @@ def ship(out_dir: str, name: str, n_scenes: int) -> dict:
         print(f"shipped {name}, {kind} scenes: " + ", ".join(f"{k} {v}" for k, v in
                                                               figures.items()))
     return summary
+
+
+def join_earlier_runs(summary: dict, name: str) -> None:
+    """A run started with ``--start-at`` from the weights shipped as NAME is the rest of the run
+    that made them: keep that run's record (command, steps, time, threads, warm start) in
+    ``earlier_runs``, its learning curve before this run's, and the time of both in
+    ``wall_time_s`` (this run's alone in ``run_wall_time_s``)."""
+    import hashlib
+
+    shipped = WEIGHTS_DIR / f"{name}.safetensors"
+    if not shipped.is_file() or hashlib.sha256(
+            shipped.read_bytes()).hexdigest() != summary["init"]["sha256"]:
+        raise ValueError(f"a run started with --start-at is the rest of the run of shipped "
+                         f"weights: ship it under the name of the weights its --init holds "
+                         f"({name!r} is not them)")
+    earlier = json.loads((WEIGHTS_DIR / f"{name}.json").read_text())
+    summary["earlier_runs"] = earlier.get("earlier_runs", []) + [
+        {key: earlier.get(key) for key in ("command", "steps", "wall_time_s", "threads", "init")}]
+    summary["run_wall_time_s"] = summary["wall_time_s"]
+    before = sum(run["wall_time_s"] for run in summary["earlier_runs"])
+    summary["wall_time_s"] = round(before + summary["run_wall_time_s"], 1)
+    summary["learning_curve"] = earlier.get("learning_curve", []) + [
+        {**entry, "elapsed_s": round(before + entry["elapsed_s"], 1)}
+        for entry in summary.get("learning_curve", [])]
 
 
 def held_out_figures(model, summary: dict, n_scenes: int) -> None:
@@ -188,6 +214,11 @@ def weights_readme(folder) -> str:
         warm = (f" Warm restart from `{init['init']}` (SHA-256 {init['sha256'][:12]}...)"
                 + (f", the file `{init['source']}`" if init.get("source") else "") + "."
                 if init else "")
+        earlier = info.get("earlier_runs", [])
+        if earlier:  # --start-at: the rest of a run, from the weights it was stopped with
+            warm += (f" It continues the run of `{name}` stopped at step {info['start_at']} "
+                     f"(`{earlier[-1]['command']}`), from its weights with a new optimiser; the "
+                     f"time counts both runs.")
         schedule = info.get("schedule_steps")
         cut = (f" (stopped at step {info['steps']} of the {schedule}-step schedule)"
                if schedule and info["steps"] < schedule else "")

@@ -6,7 +6,8 @@
 
 ``--minutes`` stops on a time budget (the schedule stretches over the steps that fit);
 ``--steps`` makes the run exactly repeatable; ``--stop-at`` ends it early at a given step
-(the learning-rate schedule still spans ``--steps``). ``--resume`` continues an interrupted run in
+(the learning-rate schedule still spans ``--steps``); ``--start-at`` runs the rest of such a run
+from its ``--init`` weights alone. ``--resume`` continues an interrupted run in
 ``--out``; ``--overwrite`` starts over. The folder ends with model.safetensors (load it with
 ``build_sam(checkpoint=...)``), summary.json and a log of evaluations.
 """
@@ -35,6 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     budget.add_argument("--steps", type=int, help="number of steps (exactly repeatable)")
     p.add_argument("--stop-at", type=int, metavar="STEP",
                    help="with --steps: end at this step, the schedule still spanning --steps")
+    p.add_argument("--start-at", type=int, metavar="STEP",
+                   help="with --steps and --init: begin at this step of the schedule, from the "
+                        "weights a run stopped there left (a new optimiser, warmed up again)")
     p.add_argument("--rounds", type=int, default=TrainConfig.rounds,
                    help="1 first-prompt round + (rounds - 1) corrective-click rounds")
     p.add_argument("--no-click-rounds", type=int, default=TrainConfig.no_click_rounds,
@@ -116,7 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
     trainer = Trainer(config, args.out, minutes=args.minutes, resume=args.resume,
                       overwrite=args.overwrite, eval_every=args.eval_every,
                       eval_scenes=args.eval_scenes, progress=not args.no_progress,
-                      command=command, init=args.init, stop_at=args.stop_at)
+                      command=command, init=args.init, stop_at=args.stop_at,
+                      start_at=args.start_at)
     summary = trainer.fit()
     if trainer.rank == 0:
         figures = summary.get("evaluation", {})

@@ -65,6 +65,11 @@ class Trainer:
             schedule then follows the share of this time used, and max_steps is ignored.
         stop_at: end at this step although the schedule spans ``max_steps`` (a run cut short
             on purpose, e.g. to ship what a compute budget allowed; still exactly repeatable).
+        start_at: begin at this step of the ``max_steps`` schedule with the ``init`` weights:
+            the rest of a run of which only the weights are left (a run cut short by
+            ``stop_at`` and shipped, its state gone). The scenes continue where that run's
+            stopped; the optimiser is new, so the learning rate warms up again over
+            ``warmup_steps`` before it rejoins the schedule.
         resume: continue the run saved in ``out_dir``.
         overwrite: start afresh even if ``out_dir`` holds a run. That run's files move to
             ``out_dir/.replaced/`` when training starts and are deleted when the new run
@@ -85,7 +90,8 @@ class Trainer:
                  eval_scenes: int = 10, device: torch.device | None = None,
                  progress: bool = True, command: str = "",
                  dataset: torch.utils.data.Dataset | None = None,
-                 init: str | Path | None = None, stop_at: int | None = None) -> None:
+                 init: str | Path | None = None, stop_at: int | None = None,
+                 start_at: int | None = None) -> None:
         if minutes is not None and not minutes > 0:
             raise ValueError(f"minutes must be a positive time budget; got {minutes}")
         if stop_at is not None and (minutes is not None or isinstance(stop_at, bool)
@@ -95,6 +101,13 @@ class Trainer:
                              f"({config.max_steps}), and needs a step budget, not minutes; "
                              f"got {stop_at!r}")
         self.stop_at = stop_at
+        if start_at is not None and (init is None or minutes is not None
+                                     or isinstance(start_at, bool) or not isinstance(start_at, int)
+                                     or not 0 < start_at < (stop_at or config.max_steps)):
+            raise ValueError(f"start_at must be a step of the schedule before its last, an int in "
+                             f"1..{(stop_at or config.max_steps) - 1}, and needs the weights to "
+                             f"start from (init) and a step budget, not minutes; got {start_at!r}")
+        self.start_at = start_at
         if dataset is not None:
             _check_dataset(dataset, get_config(config.preset).image_encoder.img_size)
             if config.text_share > 0 and config.text_captions > 0:  # else silently unused
@@ -131,7 +144,7 @@ class Trainer:
                                            lr=config.lr,
                                            weight_decay=config.weight_decay)
         self.generator = torch.Generator(self.device).manual_seed(config.seed * 1000 + self.rank)
-        self.step, self.elapsed = 0, 0.0
+        self.step, self.elapsed = start_at or 0, 0.0
         self._last_evaluation: dict | None = None
         if resume:
             self._load_state()
@@ -222,8 +235,11 @@ class Trainer:
 
     def _train_step(self, images: torch.Tensor, masks: torch.Tensor,
                     input_sizes: torch.Tensor | None, captions: list[str] | None = None) -> dict:
+        lr = lr_at(self.step, self.config, self._progress())
+        if self.start_at is not None:  # a new optimiser's first steps: warm it up again
+            lr *= min(1.0, (self.step - self.start_at + 1) / max(1, self.config.warmup_steps))
         for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(self.step, self.config, self._progress())
+            group["lr"] = lr
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             out = self.model(images, masks, self.generator, input_sizes, captions)
         self.optimizer.zero_grad(set_to_none=True)
@@ -317,6 +333,7 @@ class Trainer:
             "device": self.device.type,
             "config": asdict(self.config),
             "init": self.init,
+            "start_at": self.start_at,
             "evaluation": figures,
         }
         write_text_atomic(self.out / SUMMARY, json.dumps(summary, indent=2) + "\n")
