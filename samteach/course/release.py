@@ -14,7 +14,7 @@ from ..build import build_sam
 from ..checkpoint import WEIGHTS_DIR
 from ..evaluation.heldout import HELD_OUT_SEED, HELD_OUT_SETS, evaluate_model
 from ..training.trainer import LOG, MODEL, SUMMARY
-from ..utils.files import atomic_write, write_text_atomic
+from ..utils.files import atomic_write, file_sha256, write_text_atomic
 
 __all__ = ["CHECK_SCENES", "held_out_figures", "join_earlier_runs", "publish", "reevaluate",
            "reevaluation_reason", "ship", "shipped_clip", "weights_readme"]
@@ -53,11 +53,8 @@ def join_earlier_runs(summary: dict, name: str) -> None:
     that made them: keep that run's record (command, steps, time, threads, warm start) in
     ``earlier_runs``, its learning curve before this run's, and the time of both in
     ``wall_time_s`` (this run's alone in ``run_wall_time_s``)."""
-    import hashlib
-
     shipped = WEIGHTS_DIR / f"{name}.safetensors"
-    if not shipped.is_file() or hashlib.sha256(
-            shipped.read_bytes()).hexdigest() != summary["init"]["sha256"]:
+    if not shipped.is_file() or file_sha256(shipped) != summary["init"]["sha256"]:
         raise ValueError(f"a run started with --start-at is the rest of the run of shipped "
                          f"weights: ship it under the name of the weights its --init holds "
                          f"({name!r} is not them)")
@@ -136,17 +133,15 @@ def shipped_clip(clip: str) -> dict:
     bytes equal a shipped one's (a run made before its CLIP was shipped), or a file whose image
     side equals a shipped one's (``same_image_side``: the shipped CLIP is a locked-image
     tuning of it; a text model trains only on image embeddings, which are the same)."""
-    import hashlib
-
     from ..text.clip import CLIP_DIR, load_clip
 
-    shipped = {p.stem: hashlib.sha256(p.read_bytes()).hexdigest()
+    shipped = {p.stem: file_sha256(p)
                for p in sorted(CLIP_DIR.glob("*.safetensors"))}
     if clip in shipped:
         return {"name": clip, "sha256": shipped[clip]}
     path = Path(clip)
     if path.is_file():
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = file_sha256(path)
         for stem, known in shipped.items():
             if known == digest:
                 return {"name": stem, "sha256": digest, "trained_with": clip}

@@ -29,7 +29,7 @@ from ..training.config import lr_at
 from ..training.scenes import training_scene
 from ..utils.arguments import validate_int, validate_number
 from ..utils.cli import ArgumentParser, run
-from ..utils.files import write_text_atomic
+from ..utils.files import file_sha256, write_text_atomic
 from .clip import CLIP_DIR, TinyClip, TinyClipConfig, load_clip, save_clip
 from .pairs import CropPairs, scene_pairs
 
@@ -210,10 +210,8 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     init = None
     if args.init is not None:
-        import hashlib
-
-        init = {"init": args.init, "sha256": hashlib.sha256(Path(args.init).read_bytes())
-                .hexdigest()} if Path(args.init).is_file() else {"init": args.init}
+        init = ({"init": args.init, "sha256": file_sha256(args.init)}
+                if Path(args.init).is_file() else {"init": args.init})
     model, losses = train_clip(config, progress=not args.no_progress, init=args.init)
     wall = time.perf_counter() - start
     save_clip(model, out / "model.safetensors")

@@ -29,7 +29,7 @@ from ..config import get_config, with_text_prompts
 from ..data.generic import GenericSceneConfig
 from ..data.scenes import SceneConfig
 from ..utils.arguments import validate_int
-from ..utils.files import atomic_write, write_text_atomic
+from ..utils.files import atomic_write, file_sha256, write_text_atomic
 from .config import TrainConfig, lr_at
 from .scenes import SceneMasks
 from .step import InteractiveSam
@@ -366,8 +366,6 @@ def _warm_start(sam, init: str | Path) -> dict:
     what summary.json records: the name given and the file's SHA-256, which pins the weights
     even after shipped weights of that name are replaced.
     """
-    import hashlib
-
     from ..checkpoint import CheckpointMismatchError, read_checkpoint, shipped_weights
 
     path = Path(init)
@@ -386,7 +384,7 @@ def _warm_start(sam, init: str | Path) -> dict:
             f"init {path} does not fit the model being trained: missing {missing[:5]}, "
             f"unexpected or mis-shaped {wrong[:5]} ({len(missing)} and {len(wrong)} in all)")
     sam.load_state_dict(state_dict, strict=False)
-    return {"init": str(init), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {"init": str(init), "sha256": file_sha256(path)}
 
 
 def _init_distributed(device: torch.device) -> tuple[int, int, torch.device]:

@@ -1,16 +1,18 @@
-"""Writing files so that an interrupted or failed write never leaves a half-written file.
+"""Writing files so that an interrupted or failed write never leaves a half-written file, and
+naming a file's exact bytes.
 
 Every file samteach writes (checkpoints, run state, summaries, shipped weights, plots) goes to a
 temporary file beside its destination first and is renamed over it only when complete: a rename
 within one folder is atomic, so the destination holds either the old file or the new one.
 """
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "write_text_atomic"]
+__all__ = ["atomic_write", "file_sha256", "write_text_atomic"]
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
@@ -32,6 +34,12 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
 def write_text_atomic(path: str | Path, text: str) -> None:
     """``Path(path).write_text(text)``, atomically."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, in hex: what pins a warm start or a shipped file to the
+    exact weights it names (a file name alone may hold other weights tomorrow)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _umask() -> int:
