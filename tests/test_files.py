@@ -1,5 +1,6 @@
 """Files are written whole or not at all (utils.files.atomic_write): a write cut short by a
-file-size limit -- what a full disk does -- leaves the previous file intact."""
+file-size limit -- what a full disk does -- leaves the previous file intact; and a file's
+SHA-256 (utils.files.file_sha256) names its bytes."""
 
 import subprocess
 import sys
@@ -54,3 +55,12 @@ def test_a_write_cut_short_leaves_the_old_file(tmp_path, kind):
     assert "failed:" in done.stdout, done.stderr  # cut short, and an OSError (one error: line)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "file.big"]  # no temporary
+
+
+def test_file_sha256_names_the_bytes(tmp_path):
+    from samteach.utils.files import file_sha256
+
+    path = tmp_path / "abc.bin"
+    path.write_bytes(b"abc")  # FIPS 180-2's first example
+    assert file_sha256(path) == ("ba7816bf8f01cfea414140de5dae2223"
+                                 "b00361a396177a9cb410ff61f20015ad")
