@@ -126,7 +126,10 @@ def distance_transform(masks) -> torch.Tensor:
     out = torch.empty(masks.shape, dtype=torch.float32, device=masks.device)
     step = max(1, _CHUNK_PIXELS // max(1, masks.shape[1] * masks.shape[2]))
     for start in range(0, len(masks), step):
-        out[start:start + step] = _squared_distance(masks[start:start + step]).sqrt_()
+        # The root in float64, rounded once to float32 (exactly float32's correctly rounded root):
+        # torch 2.13's float32 sqrt on this CPU sometimes answers a process's first call with a
+        # 12-bit estimate (sqrt(1) = 0.99976), which moved lab 04's "center" click between runs.
+        out[start:start + step] = _squared_distance(masks[start:start + step]).double().sqrt_()
     return out
 
 
