@@ -384,7 +384,7 @@ def test_clip_chooses_among_sams_proposals_and_clicks_the_centre():
     """:mod:`samteach.text.choose`: the mask whose crops are nearest the words wins, SAM's
     predicted IoU breaks near-ties, the click is the chosen mask's centre (RITM's first)."""
     from samteach.evaluation.clicker import suggest_click
-    from samteach.text.choose import QUALITY_WEIGHT, Proposals
+    from samteach.text.choose import GROUNDING_WEIGHT, QUALITY_WEIGHT, Proposals
 
     masks = np.zeros((3, 20, 30), dtype=bool)
     masks[0, 2:8, 2:8], masks[1, 10:19, 12:29], masks[2, 0:4, 20:30] = True, True, True
@@ -405,6 +405,28 @@ def test_clip_chooses_among_sams_proposals_and_clicks_the_centre():
     assert none.choose(words) == (pytest.approx(np.array([[14.5, 9.5]])), None)
     with pytest.raises(ValueError, match=r"words must be a \(3,\) CLIP text embedding"):
         found.scores(torch.zeros(4))
+    # the text token's grounding votes too: its mean inside each mask, GROUNDING_WEIGHT of it
+    grounding = np.zeros((20, 30))
+    grounding[0:4, 20:30] = 1.0  # the words point at mask 2 alone
+    np.testing.assert_allclose(found.scores(words, grounding),
+                               found.scores(words) + GROUNDING_WEIGHT * np.array([0, 0, 1.0]))
+    assert tie.choose(words, grounding)[1] == 2  # CLIP sees three alike: where SAM points wins
+    with pytest.raises(ValueError, match=r"grounding must be the \(20, 30\) map"):
+        found.scores(words, np.zeros((4, 4)))
+
+
+def test_the_grounding_map_is_scaled_up_to_the_image_as_masks_are(sam, clip):
+    from samteach.text.choose import pixel_grounding
+
+    predictor = SamPredictor(sam, text_encoder=clip)
+    image = make_scene(5, 128).image[:, :96]  # not square: the padding is cropped away
+    predictor.set_image(image)
+    grid = predictor.ground_text("the flask")[0]  # (h, w) over the padded input
+    pixels = pixel_grounding(predictor, grid)
+    assert pixels.shape == image.shape[:2]
+    expected = sam.postprocess_masks(torch.from_numpy(grid)[None, None], predictor.input_size,
+                                     predictor.original_size)[0, 0]
+    np.testing.assert_allclose(pixels, expected.detach().numpy(), rtol=1e-6)
 
 
 def test_propose_embeds_each_mask_as_clip_was_trained_to_see_it():
@@ -599,8 +621,11 @@ def test_a_session_starts_from_words_and_corrects_with_clicks(sam, clip):
     session.undo()
     assert session.prediction is None and not len(session.points)  # one undo: words and click
     picked = session.set_text("the flask", text_click="clip")  # where CLIP points instead
-    from samteach.text.choose import propose
-    point, _ = propose(session.predictor, session.image).choose(clip.embed_text("the flask")[0])
+    from samteach.text.choose import pixel_grounding, propose
+    found = propose(session.predictor, session.image)
+    words = clip.embed_text("the flask")[0]
+    grounding = pixel_grounding(session.predictor, session.predictor.ground_text(words)[0])
+    point, _ = found.choose(words, grounding)
     np.testing.assert_array_equal(session.points, point)
     masks, _, _ = session.predictor.predict(point, np.array([1]), text="the flask")
     assert np.array_equal(picked.masks, masks) and session.labels.tolist() == [1]
@@ -632,7 +657,12 @@ def test_the_widget_has_a_text_box_for_text_models_only(sam, clip):
     demo.buttons.text_click.value = "clip"  # the own click where CLIP points
     demo.buttons.text.value = "the bottle"
     assert demo.session.text == "the bottle" and demo.session.labels.tolist() == [1]
-    point, _ = demo.session._proposals().choose(clip.embed_text("the bottle")[0])
+    from samteach.text.choose import pixel_grounding
+
+    words = clip.embed_text("the bottle")[0]
+    predictor = demo.session.predictor
+    point, _ = demo.session._proposals().choose(
+        words, pixel_grounding(predictor, predictor.ground_text(words)[0]))
     np.testing.assert_array_equal(demo.session.points, point)
 
 

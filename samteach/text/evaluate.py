@@ -12,8 +12,9 @@ for text prompting (the paper's minimum, :data:`MIN_OBJECT_SHARE`). On every sam
   the caption alone (``text_click``, :mod:`~samteach.text.grounding`; samteach's, not the
   paper's), kept as the first click when the corrective one comes;
 * ``pick`` / ``pick+1`` -- the same with the own click where CLIP points instead: SAM proposes
-  masks, CLIP picks the one whose crop matches the words, the click goes to its centre
-  (:mod:`~samteach.text.choose`; samteach's, not the paper's);
+  masks, CLIP picks the one whose crop matches the words (SAM's predicted IoU and the text
+  token's grounding helping), the click goes to its centre (:mod:`~samteach.text.choose`;
+  samteach's, not the paper's);
 * ``image`` / ``image+1`` -- the same with the CLIP *image* embedding of the object's crop, the
   prompt the model was trained with (an oracle: it needs the object to be known);
 * ``point@1`` / ``point@2`` -- the model's own point-prompt mIoU@1 and @2 on the same objects
@@ -38,7 +39,7 @@ from ..evaluation.metrics import interactive_ious, iou, predictor_callable
 from ..modeling import Sam
 from ..predictor import SamPredictor
 from .captions import unique_captions
-from .choose import propose
+from .choose import pixel_grounding, propose
 from .crops import object_crop
 from .pairs import large_enough
 
@@ -115,7 +116,8 @@ def evaluate_text(model: Sam, clip, n_scenes: int = 100, first_seed: int = HELD_
                 for caption in captions:
                     words = predictor.embed_text(caption)[0]  # (D,): embedded once for every figure
                     text_ious = text_then_click(predictor, words, gt)[:2]
-                    peak, pick = predictor.ground_text(words)[1], proposals.choose(words)[0]
+                    grounding, peak = predictor.ground_text(words)
+                    pick = proposals.choose(words, pixel_grounding(predictor, grounding))[0]
                     peak_ious = text_then_click(predictor, words, gt, peak)[:2]
                     pick_ious = text_then_click(predictor, words, gt, pick)[:2]
                     answers, scores, _ = predictor.predict(centre.points, centre.labels,
