@@ -621,11 +621,12 @@ def test_a_session_starts_from_words_and_corrects_with_clicks(sam, clip):
     session.undo()
     assert session.prediction is None and not len(session.points)  # one undo: words and click
     picked = session.set_text("the flask", text_click="clip")  # where CLIP points instead
-    from samteach.text.choose import pixel_grounding, propose
+    from samteach.text.choose import clip_click, pixel_grounding, propose
     found = propose(session.predictor, session.image)
     words = clip.embed_text("the flask")[0]
     grounding = pixel_grounding(session.predictor, session.predictor.ground_text(words)[0])
-    point, _ = found.choose(words, grounding)
+    point, _ = found.choose(words, grounding)  # CLIP, SAM's predicted IoU and the grounding
+    np.testing.assert_array_equal(clip_click(session.predictor, found, "the flask")[0], point)
     np.testing.assert_array_equal(session.points, point)
     masks, _, _ = session.predictor.predict(point, np.array([1]), text="the flask")
     assert np.array_equal(picked.masks, masks) and session.labels.tolist() == [1]
@@ -657,12 +658,9 @@ def test_the_widget_has_a_text_box_for_text_models_only(sam, clip):
     demo.buttons.text_click.value = "clip"  # the own click where CLIP points
     demo.buttons.text.value = "the bottle"
     assert demo.session.text == "the bottle" and demo.session.labels.tolist() == [1]
-    from samteach.text.choose import pixel_grounding
+    from samteach.text.choose import clip_click
 
-    words = clip.embed_text("the bottle")[0]
-    predictor = demo.session.predictor
-    point, _ = demo.session._proposals().choose(
-        words, pixel_grounding(predictor, predictor.ground_text(words)[0]))
+    point, _ = clip_click(demo.session.predictor, demo.session._proposals(), "the bottle")
     np.testing.assert_array_equal(demo.session.points, point)
 
 

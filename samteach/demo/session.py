@@ -165,7 +165,9 @@ class PromptSession:
         embedding = None if text is None else self.predictor.embed_text(text)[0]  # (D,)
         if text_click:  # [own click, text]: still a first prompt, answered with three masks
             if text_click == "clip":
-                own = self._clip_click(embedding)  # (1, 2)
+                from ..text.choose import clip_click
+
+                own = clip_click(self.predictor, self._proposals(), embedding)[0]  # (1, 2)
             else:
                 own = self.predictor.ground_text(embedding)[1]  # (1, 2)
             return self._push(own, np.ones(1, dtype=np.int64), None, text, embedding, first=True)
@@ -175,15 +177,6 @@ class PromptSession:
             return None
         return self._push(self._state.points, self._state.labels, self._state.box, text,
                           embedding)
-
-    def _clip_click(self, embedding: torch.Tensor) -> np.ndarray:
-        """(D,) words -> the (1, 2) click at the centre of the proposal CLIP chooses (with the
-        text token's grounding on this image, :mod:`samteach.text.choose`)."""
-        from ..text.choose import pixel_grounding
-
-        found = self._proposals()  # leaves this image set, for the grounding
-        grounding = pixel_grounding(self.predictor, self.predictor.ground_text(embedding)[0])
-        return found.choose(embedding, grounding)[0]
 
     def _proposals(self):
         """SAM's proposals on this image as CLIP sees them (made at the first use, then kept)."""

@@ -23,8 +23,7 @@ The chosen mask's centre (the point farthest from its boundary, RITM's first cli
 click the model gives itself, with the words::
 
     found = propose(predictor, image)  # once per image
-    words = predictor.embed_text("the blue liquid")[0]
-    point, _ = found.choose(words, pixel_grounding(predictor, predictor.ground_text(words)[0]))
+    point, _ = clip_click(predictor, found, "the blue liquid")  # found.choose, all three votes
     masks, scores, _ = predictor.predict(point, np.array([1]), text="the blue liquid")
 
 Shapes: N proposals, H/W the image, D CLIP's width, S CLIP's input size.
@@ -41,8 +40,8 @@ from ..evaluation.clicker import suggest_click
 from ..predictor import SamPredictor
 from .crops import object_crop
 
-__all__ = ["GROUNDING_WEIGHT", "PROPOSALS", "QUALITY_WEIGHT", "Proposals", "pixel_grounding",
-           "propose"]
+__all__ = ["GROUNDING_WEIGHT", "PROPOSALS", "QUALITY_WEIGHT", "Proposals", "clip_click",
+           "pixel_grounding", "propose"]
 
 # Meta's grid (32 x 32 clicks, no crops) with far lower bars than Meta's 0.88 / 0.95 or the
 # data engine's cpu_lab (16 x 16, 0.6 / 0.8): CLIP sorts out the extra masks, and only a mask
@@ -144,3 +143,16 @@ def pixel_grounding(predictor: SamPredictor, grounding: np.ndarray) -> np.ndarra
     pixels = predictor.model.postprocess_masks(grid.to(predictor.device), predictor.input_size,
                                                predictor.original_size)
     return pixels[0, 0].cpu().numpy()
+
+
+def clip_click(predictor: SamPredictor, proposals: Proposals, text: str | torch.Tensor
+               ) -> tuple[np.ndarray, int | None]:
+    """The model's own click where CLIP points: :meth:`Proposals.choose` with the words' CLIP
+    embedding and the text token's grounding on the predictor's image (the proposals' image).
+
+    ``text`` is a caption or its (D,) CLIP embedding; returns the (1, 2) click and the index of
+    the chosen proposal (None when there is none).
+    """
+    words = predictor.embed_text(text)[0] if isinstance(text, str) else text  # (D,)
+    grounding = pixel_grounding(predictor, predictor.ground_text(words)[0])  # (H, W)
+    return proposals.choose(words, grounding)

@@ -39,7 +39,7 @@ from ..evaluation.metrics import interactive_ious, iou, predictor_callable
 from ..modeling import Sam
 from ..predictor import SamPredictor
 from .captions import unique_captions
-from .choose import pixel_grounding, propose
+from .choose import clip_click, propose
 from .crops import object_crop
 from .pairs import large_enough
 
@@ -116,8 +116,8 @@ def evaluate_text(model: Sam, clip, n_scenes: int = 100, first_seed: int = HELD_
                 for caption in captions:
                     words = predictor.embed_text(caption)[0]  # (D,): embedded once for every figure
                     text_ious = text_then_click(predictor, words, gt)[:2]
-                    grounding, peak = predictor.ground_text(words)
-                    pick = proposals.choose(words, pixel_grounding(predictor, grounding))[0]
+                    peak = predictor.ground_text(words)[1]
+                    pick = clip_click(predictor, proposals, words)[0]
                     peak_ious = text_then_click(predictor, words, gt, peak)[:2]
                     pick_ious = text_then_click(predictor, words, gt, pick)[:2]
                     answers, scores, _ = predictor.predict(centre.points, centre.labels,
