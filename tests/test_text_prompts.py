@@ -15,7 +15,7 @@ from samteach.config import get_config, with_text_prompts
 from samteach.data import make_scene
 from samteach.text import TinyClip, TinyClipConfig, contrastive_loss, object_crop
 from samteach.text.clip import load_clip, save_clip
-from samteach.text.pairs import MIN_OBJECT_SHARE, large_enough, scene_pairs
+from samteach.text.pairs import MIN_OBJECT_SHARE, scene_pairs
 from samteach.training import TrainConfig
 from samteach.training.step import interactive_step, text_first_prompts
 from samteach.training.trainer import Trainer
@@ -58,46 +58,6 @@ def test_positives_spread_the_answer_over_every_true_caption():
                                (rows + cols) / 2)
     with pytest.raises(ValueError, match="true diagonal"):
         contrastive_loss(images, texts, scale, torch.zeros(4, 4, dtype=torch.bool))
-
-
-def test_decoys_are_wrong_answers_in_every_column_and_have_no_row():
-    g = torch.Generator().manual_seed(1)
-    images, texts, decoys = (torch.randn(n, 8, generator=g) for n in (4, 4, 3))
-    scale = torch.tensor(1.5)
-    torch.testing.assert_close(contrastive_loss(images, texts, scale, None, decoys[:0]),
-                               contrastive_loss(images, texts, scale))  # no decoys: CLIP's
-    unit = torch.nn.functional.normalize
-    logits = unit(torch.cat([images, decoys]), dim=-1) @ unit(texts, dim=-1).T * scale.exp()
-    rows = torch.nn.functional.cross_entropy(logits[:4], torch.arange(4))  # a crop: 4 captions
-    cols = torch.nn.functional.cross_entropy(logits.T, torch.arange(4))  # a caption: 7 crops
-    torch.testing.assert_close(contrastive_loss(images, texts, scale, None, decoys),
-                               (rows + cols) / 2)
-    # a decoy that looks just like caption 0 is a hard wrong answer: the loss goes up
-    assert contrastive_loss(images, texts, scale, None, texts[:1] * 10) > \
-        contrastive_loss(images, texts, scale)
-    with pytest.raises(ValueError, match="decoys must be"):
-        contrastive_loss(images, texts, scale, None, torch.zeros(2, 5))
-
-
-def test_decoy_masks_are_parts_of_objects_or_objects_with_a_neighbour():
-    from samteach.text.pairs import decoy_masks
-
-    record = make_scene(3, 128)
-    masks = torch.from_numpy(record.masks)
-    assert decoy_masks(record, 0.0) == []
-    decoys = decoy_masks(record, 1.0, torch.Generator().manual_seed(0))
-    assert 0 < len(decoys) <= int(large_enough(masks, 128).sum())
-    kinds = set()
-    for decoy in decoys:
-        inside = [i for i, m in enumerate(masks) if (decoy & ~m).sum() == 0]
-        assert decoy.any() and not any(torch.equal(decoy, m) for m in masks)  # no object
-        if inside:  # a part: a piece of an object
-            kinds.add("part")
-        else:  # a union: the pixels of the objects it holds, more than one of them
-            kinds.add("union")
-            within = [m for m in masks if (m & decoy).any() and (m & ~decoy).sum() == 0]
-            assert len(within) >= 2 and torch.equal(torch.stack(within).any(0), decoy)
-    assert kinds == {"part", "union"}
 
 
 def test_scene_pairs_keep_the_large_enough_objects_with_all_their_captions():
@@ -478,23 +438,9 @@ def test_the_clip_command_trains_scores_and_refuses_bad_flags(tmp_path, capsys):
     assert load_clip(tmp_path / "small" / "model.safetensors").config == TinyClipConfig(
         image_size=16, image_width=8)
     assert small["config"]["model"]["image_width"] == 8  # the JSON records the towers' sizes
-    # a CLIP of 16 px crops starts one of 32 px whose stem strides 2 (the same weights' shapes)
-    # that also learns from decoys
-    wide = main(["--steps", "1", "--scenes", "2", "--eval-scenes", "1", "--no-progress",
-                 "--image-size", "32", "--stem-stride", "2", "--image-width", "8", "--decoys",
-                 "1", "--init", str(tmp_path / "small" / "model.safetensors"),
-                 "--out", str(tmp_path / "wide")])
-    assert wide["config"]["decoys"] == 1 and wide["config"]["model"]["stem_stride"] == 2
-    assert load_clip(tmp_path / "wide" / "model.safetensors").embed_images(
-        torch.zeros(1, 3, 32, 32)).shape == (1, 128)
-    with pytest.raises(ValueError, match="another shape"):  # the width is a weight's shape
-        main(["--steps", "1", "--no-progress", "--image-width", "4",
-              "--init", str(tmp_path / "small" / "model.safetensors"),
-              "--out", str(tmp_path / "narrow")])
     for argv, named in ((["--steps", "0"], "--steps must"), (["--scenes", "x"], "--scenes"),
                         (["--lr", "-1"], "--lr must"), (["--image-width", "0"], "--image-width"),
-                        (["--image-size", "-3"], "--image-size"),
-                        (["--stem-stride", "0"], "--stem-stride"), (["--decoys", "2"], "--decoys")):
+                        (["--image-size", "-3"], "--image-size")):
         with pytest.raises(SystemExit) as stop:
             run(main, [*argv, "--out", str(tmp_path / "other")])
         assert stop.value.code == 2

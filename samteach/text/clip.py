@@ -32,11 +32,6 @@ class TinyClipConfig:
     # span 15-60 px: 32 px keeps their textures (stripes, dots) and costs 1/4 of 64 px.
     image_size: int = 32
     image_width: int = 32  # channels of the first conv stage (doubled at each of 3 stages)
-    # The first stage's stride. 2 lets the first conv read a crop of twice the side (64 px:
-    # the stripes, dots and checks that resizing to 32 px blurs) at the cost of one of half
-    # the side; the later stages then see what they see at stride 1, and the weights' shapes
-    # are the same, so a CLIP of either stride can start the other.
-    stem_stride: int = 1
     text_width: int = 128
     text_layers: int = 2
     text_heads: int = 4
@@ -63,8 +58,7 @@ class TinyClip(nn.Module):
         c = config.image_width
         stages = []
         for i, (cin, cout) in enumerate(((3, c), (c, 2 * c), (2 * c, 4 * c))):
-            stride = config.stem_stride if i == 0 else 2
-            stages += [nn.Conv2d(cin, cout, 3, stride=stride, padding=1),
+            stages += [nn.Conv2d(cin, cout, 3, stride=1 if i == 0 else 2, padding=1),
                        nn.BatchNorm2d(cout), nn.GELU(),
                        nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.GELU()]
         self.image_tower = nn.Sequential(*stages, nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -111,16 +105,11 @@ class TinyClip(nn.Module):
         return nn.functional.normalize(self.encode_image(crops), dim=-1)
 
     def forward(self, crops: torch.Tensor, tokens: torch.Tensor,
-                positives: torch.Tensor | None = None,
-                decoys: torch.Tensor | None = None) -> torch.Tensor:
-        """B (crop, caption) pairs -> the symmetric InfoNCE loss (``positives`` and the (M, 3,
-        S, S) ``decoys`` crops: see :func:`contrastive_loss`)."""
-        B = len(crops)
-        if decoys is not None:  # one pass, so that batch norm sees crops and decoys together
-            crops = torch.cat([crops, decoys])
-        images = self.encode_image(crops)
-        return contrastive_loss(images[:B], self.encode_text(tokens), self.log_scale, positives,
-                                images[B:])
+                positives: torch.Tensor | None = None) -> torch.Tensor:
+        """B (crop, caption) pairs -> the symmetric InfoNCE loss (``positives``: see
+        :func:`contrastive_loss`)."""
+        return contrastive_loss(self.encode_image(crops), self.encode_text(tokens),
+                                self.log_scale, positives)
 
 
 def save_clip(model: TinyClip, path: str | Path) -> None:

@@ -10,12 +10,6 @@ of several of them, and CLIP's loss would push each such crop *away* from a capt
 of it. ``positives`` says which captions are true of which crops; each row (and column) then
 spreads its answer evenly over its true partners. Without it (web captions are nearly all
 distinct) the loss is exactly CLIP's.
-
-And one addition for a CLIP that must *choose* among SAM's proposals
-(:mod:`~samteach.text.choose`): ``decoys``, crops of no caption -- a part of an object, an object
-with its neighbour, the masks SAM proposes that are not the object. They join every column
-("which crop is this caption's?") as wrong answers and have no row of their own, so a caption
-learns to prefer its whole object to the pieces around it.
 """
 
 import torch
@@ -26,35 +20,27 @@ __all__ = ["contrastive_loss"]
 
 def contrastive_loss(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor,
                      log_scale: torch.Tensor,
-                     positives: torch.Tensor | None = None,
-                     decoys: torch.Tensor | None = None) -> torch.Tensor:
+                     positives: torch.Tensor | None = None) -> torch.Tensor:
     """(B, D) image and (B, D) text embeddings of B matching pairs, log_scale () -> scalar.
 
     ``positives`` (B, B) bool, [i, j]: caption j is true of image i (the diagonal must be);
-    None: only the pairs themselves, CLIP's loss. ``decoys`` (M, D): image embeddings that no
-    caption describes, wrong answers in every column; None (or M = 0): none.
+    None: only the pairs themselves, CLIP's loss.
     """
     if image_embeddings.shape != text_embeddings.shape or image_embeddings.dim() != 2:
         raise ValueError(f"image_embeddings and text_embeddings must both be (B, D); got "
                          f"{tuple(image_embeddings.shape)} and {tuple(text_embeddings.shape)}")
-    B = len(image_embeddings)
-    if decoys is None:
-        decoys = image_embeddings.new_zeros(0, image_embeddings.shape[1])
-    if decoys.dim() != 2 or decoys.shape[1] != image_embeddings.shape[1]:
-        raise ValueError(f"decoys must be (M, {image_embeddings.shape[1]}) image embeddings; "
-                         f"got {tuple(decoys.shape)}")
-    images = F.normalize(torch.cat([image_embeddings, decoys]), dim=-1)  # (B + M, D)
+    images = F.normalize(image_embeddings, dim=-1)
     texts = F.normalize(text_embeddings, dim=-1)
-    logits = log_scale.exp() * images @ texts.T  # (B + M, B): [i, j] image i against caption j
+    logits = log_scale.exp() * images @ texts.T  # (B, B): [i, j] image i against caption j
     if positives is None:
-        positives = torch.eye(B, dtype=torch.bool, device=logits.device)
+        answers = torch.arange(len(logits), device=logits.device)
+        return (F.cross_entropy(logits, answers) + F.cross_entropy(logits.T, answers)) / 2
+    B = len(logits)
     if positives.shape != (B, B) or positives.dtype != torch.bool \
             or not positives.diagonal().all():
         raise ValueError(f"positives must be ({B}, {B}) bool with a true diagonal (each pair "
                          f"matches itself); got {tuple(positives.shape)} {positives.dtype}")
     targets = positives.float()
-    rows = F.cross_entropy(logits[:B], targets / targets.sum(1, keepdim=True))
-    columns = torch.cat([targets / targets.sum(0, keepdim=True),
-                         targets.new_zeros(len(decoys), B)])  # (B + M, B): no decoy is right
-    cols = F.cross_entropy(logits.T, columns.T)
+    rows = F.cross_entropy(logits, targets / targets.sum(1, keepdim=True))
+    cols = F.cross_entropy(logits.T, (targets / targets.sum(0, keepdim=True)).T)
     return (rows + cols) / 2

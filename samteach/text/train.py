@@ -19,7 +19,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,7 +31,7 @@ from ..utils.arguments import validate_int, validate_number
 from ..utils.cli import ArgumentParser, run
 from ..utils.files import file_sha256, write_text_atomic
 from .clip import CLIP_DIR, TinyClip, TinyClipConfig, load_clip, save_clip
-from .pairs import CropPairs, scene_decoys, scene_pairs
+from .pairs import CropPairs, scene_pairs
 
 __all__ = ["ClipTrainConfig", "main", "retrieval", "ship_clip", "train_clip"]
 
@@ -57,11 +57,6 @@ class ClipTrainConfig:
     # SAM trained on them (its text token's training prompts) keeps its meaning, while the
     # captions move towards their crops.
     lock_image: bool = False
-    # The share of objects that also give a decoy (:func:`scene_decoys`: a part of the object,
-    # or the object with a neighbour), a crop no caption is right for. 0 trains CLIP as Radford
-    # et al. did; more teaches the CLIP that chooses among SAM's proposals to turn down the
-    # pieces and unions it would otherwise take for the object.
-    decoys: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("scene_size", "scenes_per_step", "max_steps"):
@@ -70,23 +65,21 @@ class ClipTrainConfig:
             validate_int(getattr(self, name), name, low=0)
         validate_number(self.lr, "lr", low=0, low_open=True, expected="a positive learning rate")
         validate_number(self.weight_decay, "weight_decay", low=0)
-        for name in ("generic_share", "nonsquare_share", "decoys"):
+        for name in ("generic_share", "nonsquare_share"):
             validate_number(getattr(self, name), name, 0, 1, expected="a share in [0, 1]")
 
 
-def _batch(config: ClipTrainConfig, step: int, generator: torch.Generator
-           ) -> tuple[CropPairs, torch.Tensor]:
-    """The pairs of step ``step`` (every large enough object of its scenes) and its decoys."""
-    parts, decoys = [], []
+def _batch(config: ClipTrainConfig, step: int, generator: torch.Generator) -> CropPairs:
+    """The pairs of step ``step``: every large enough object of its scenes."""
+    parts = []
     for i in range(config.scenes_per_step):
         seed = config.train_seed_start + step * config.scenes_per_step + i
         record, _ = training_scene(seed, config.scene_size, generic_share=config.generic_share,
                                    nonsquare_share=config.nonsquare_share)
         parts.append(scene_pairs(record, config.model.image_size, generator))
-        decoys.append(scene_decoys(record, config.model.image_size, config.decoys, generator))
     return CropPairs(torch.cat([p.crops for p in parts]),
                      [c for p in parts for c in p.captions],
-                     [i for p in parts for i in p.instances]), torch.cat(decoys)
+                     [i for p in parts for i in p.instances])
 
 
 def _require_init_to_lock(config: ClipTrainConfig, init) -> None:
@@ -106,10 +99,7 @@ def train_clip(config: ClipTrainConfig, progress: bool = True,
     model = TinyClip(config.model)
     if init is not None:
         start = load_clip(init)
-        # The crop's side and the stem's stride change no weight's shape: a 32 px CLIP can
-        # start a 64 px one whose stem strides 2.
-        same = {"image_size": config.model.image_size, "stem_stride": config.model.stem_stride}
-        if replace(start.config, **same) != config.model:
+        if start.config != config.model:
             raise ValueError(f"init {init} is a CLIP of another shape ({start.config}); this "
                              f"run trains {config.model}")
         model.load_state_dict(start.state_dict())
@@ -125,7 +115,7 @@ def train_clip(config: ClipTrainConfig, progress: bool = True,
     generator = torch.Generator().manual_seed(config.seed)
     losses = []
     for step in tqdm(range(config.max_steps), desc="tiny CLIP", disable=not progress):
-        pairs, decoys = _batch(config, step, generator)
+        pairs = _batch(config, step, generator)
         pick = torch.randint(0, 1 << 30, (len(pairs),), generator=generator).tolist()
         chosen = [found[k % len(found)] for found, k in zip(pairs.captions, pick, strict=True)]
         tokens = model.tokenizer.encode(chosen, config.model.context)  # (n, L)
@@ -133,7 +123,7 @@ def train_clip(config: ClipTrainConfig, progress: bool = True,
         positives = torch.tensor([[c in found for c in chosen] for found in pairs.captions])
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
-        loss = model(pairs.crops, tokens, positives, decoys if len(decoys) else None)
+        loss = model(pairs.crops, tokens, positives)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -187,12 +177,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="side of the crops the image tower sees, in pixels")
     p.add_argument("--image-width", type=int, default=TinyClipConfig.image_width,
                    help="channels of the image tower's first stage (doubled at each stage)")
-    p.add_argument("--stem-stride", type=int, default=TinyClipConfig.stem_stride,
-                   help="stride of the image tower's first stage (2: read 64 px crops at the "
-                        "cost of 32 px)")
-    p.add_argument("--decoys", type=float, default=ClipTrainConfig.decoys,
-                   help="share of objects that also give a decoy crop (a part of the object, "
-                        "or it with a neighbour) that no caption is right for")
     p.add_argument("--init", metavar="CLIP", help="warm restart from this CLIP file")
     p.add_argument("--lock-image", action="store_true",
                    help="train only the text tower (and temperature); needs --init")
@@ -210,11 +194,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     validate_int(args.eval_scenes, "eval_scenes")
-    model = TinyClipConfig(image_size=args.image_size, image_width=args.image_width,
-                           stem_stride=args.stem_stride)
+    model = TinyClipConfig(image_size=args.image_size, image_width=args.image_width)
     config = ClipTrainConfig(model=model, max_steps=args.steps, scenes_per_step=args.scenes,
                              lr=args.lr, seed=args.seed, train_seed_start=args.train_seed_start,
-                             lock_image=args.lock_image, decoys=args.decoys)
+                             lock_image=args.lock_image)
     _require_init_to_lock(config, args.init)  # before the run's folder is made
     out = Path(args.out)
     if (out / "summary.json").exists() and not args.overwrite:
