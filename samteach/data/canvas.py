@@ -12,6 +12,11 @@ parts of parts -- so every mask is known exactly, whatever was painted over what
 The whole (an object) keeps every pixel of its parts, so clicking a part is ambiguous -- the
 part, or the whole? -- exactly what SAM's three multimask outputs answer.
 
+A caption's colour word is named from the finished picture (:meth:`Canvas.show_color`), not
+from the colour a generator chose: shading, see-through blending over what lies behind, a
+gradient's far end and the camera's jitter all move what is seen, and a caption must be true of
+what is seen.
+
 Bit-exact on every machine: the callers draw with +, -, *, /, sqrt and comparisons only (no
 sin/exp, whose last bits differ between maths libraries) and numpy's PCG64 generator.
 
@@ -20,6 +25,7 @@ Shapes: H/W image height and width, h/w a window of it, N instances.
 
 import numpy as np
 
+from .colors import color_name
 from .record import SegmentationRecord
 
 
@@ -49,6 +55,7 @@ class Canvas:
         self.parents: list[int] = []  # per instance: the enclosing instance or -1
         self.depths: list[int] = []  # per instance: its level (0 object, 1 part, ...)
         self.attributes: list[dict[str, str]] = []  # per instance: words for its captions
+        self.colored: set[int] = set()  # instances whose colour a caption may name
 
     def window(self, top: float, bottom: float, left: float, right: float):
         """Pixel slices of a box (clipped) and the pixel-centre coordinates inside it."""
@@ -96,6 +103,15 @@ class Canvas:
             raise ValueError(f"instance {index} is a part of {self.parents[index]}, not {owner}")
         self.claim(where, mask, index)
 
+    def show_color(self, index: int) -> None:
+        """Instance ``index`` shows one colour that a caption may name ("the blue liquid").
+
+        The word is chosen when the picture is finished (:meth:`record`): the per-channel
+        median of the pixels it shows itself (its mask less its parts'), named by
+        :func:`~samteach.data.colors.color_name`.
+        """
+        self.colored.add(index)
+
     def mask_of(self, index: int, where=(slice(None), slice(None))) -> np.ndarray:
         """The pixels instance ``index`` owns now (inside ``where``)."""
         return self.layers[self.depths[index]][where] == index
@@ -122,5 +138,17 @@ class Canvas:
             class_names=tuple(self.names[i] for i in kept),
             parents=tuple(kept.get(self.parents[i], -1) for i in kept),
             image_id=image_id,
-            attributes=tuple(self.attributes[i] for i in kept),
+            attributes=tuple(self._words(i, image) for i in kept),
         )
+
+    def _words(self, index: int, image: np.ndarray) -> dict[str, str]:
+        """Instance ``index``'s caption words, its colour (if it shows one) named from ``image``."""
+        words = dict(self.attributes[index])
+        if index in self.colored:
+            depth = self.depths[index]
+            own = self.layers[depth] == index  # (H, W)
+            if depth + 1 < len(self.layers):
+                own &= self.layers[depth + 1] == -1  # a part's paint hides the whole's
+            if own.any():
+                words["color"] = color_name(np.median(image[own], axis=0))
+        return words

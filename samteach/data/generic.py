@@ -32,7 +32,6 @@ import numpy as np
 
 from ..utils.arguments import validate_int, validate_number
 from .canvas import Canvas, check_scene_args
-from .colors import color_name
 from .record import SegmentationRecord
 from .scenes import make_scene
 
@@ -353,14 +352,14 @@ def _paint(canvas, rng, index: int, drawn, background, config) -> None:
                               config.low_contrast_probability else None)
     texture = _fill_texture(canvas, rng, where, ys, xs, palette, mask, _alpha(rng),
                             config.object_textures)
-    _describe(canvas, index, texture, palette)
+    _describe(canvas, index, texture)
 
 
-def _describe(canvas, index: int, texture: str, palette: "_Palette") -> None:
+def _describe(canvas, index: int, texture: str) -> None:
     """What a caption can say of an object: its texture, and its colour where it has one."""
     canvas.attributes[index]["texture"] = texture
-    if texture in ("flat", "gradient", "noise"):  # one colour dominates (the first)
-        canvas.attributes[index]["color"] = color_name(palette.first)
+    if texture in ("flat", "gradient", "noise"):  # one colour, or two blended: one seen
+        canvas.show_color(index)
 
 
 def _alpha(rng) -> float:

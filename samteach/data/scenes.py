@@ -29,7 +29,6 @@ import numpy as np
 
 from ..utils.arguments import validate_int, validate_number
 from .canvas import Canvas, check_scene_args
-from .colors import color_name
 from .record import SegmentationRecord
 
 __all__ = ["CLASS_NAMES", "SceneConfig", "make_scene", "make_scenes"]
@@ -219,7 +218,7 @@ def _fill(canvas, rng, where, ys, mask, name: str, vessel: int, grain: bool = Fa
     color = _color(rng, 235, 255) if name == "foam" else _color(rng, 20, 230)
     if name == "powder":  # a powder is pale (ground fine, it scatters light), a solid is not
         color = 0.6 * np.asarray(color, np.float32) + 0.4 * 255.0
-    canvas.attributes[index]["color"] = color_name(color)
+    canvas.show_color(index)
     top = float(ys[np.flatnonzero(mask.any(axis=1))[0], 0])
     depth = np.clip((ys - top) / (0.5 * canvas.unit), 0.0, 1.0)
     shade = np.broadcast_to((1.0 - 0.35 * depth)[..., None], (*mask.shape, 3)) * color
@@ -239,7 +238,7 @@ def _draw_label(canvas, rng, where, ys, xs, body, cx, bottom, w, h, vessel: int)
     index = canvas.new_instance("label", parent=vessel)
     canvas.claim_part(where, label, index, vessel)
     paper = _color(rng, 200, 255)
-    canvas.attributes[index]["color"] = color_name(paper)
+    canvas.show_color(index)
     canvas.paint(where, label, paper)
     step = max(2.0, height / 4)
     lines = label & ((ys - top) % step < 0.5 * step) & ((ys - top) > 0.5 * step) \
@@ -255,7 +254,7 @@ def _draw_cap(canvas, rng, cx: float, top: float, width: float, wall: float) -> 
     index = canvas.new_instance("cap")
     canvas.claim_object(where, cap, index)
     color = _color(rng, 20, 240)
-    canvas.attributes[index]["color"] = color_name(color)
+    canvas.show_color(index)
     ridges = ((xs - cx) % 3.0 < 1.0)  # vertical grip ridges
     canvas.paint(where, cap, color)
     canvas.paint(where, cap & ridges, color * 0.7)
