@@ -138,17 +138,18 @@ class Canvas:
             class_names=tuple(self.names[i] for i in kept),
             parents=tuple(kept.get(self.parents[i], -1) for i in kept),
             image_id=image_id,
-            attributes=tuple(self._words(i, image) for i in kept),
+            attributes=tuple(self._words(i, masks[k], image) for i, k in kept.items()),
         )
 
-    def _words(self, index: int, image: np.ndarray) -> dict[str, str]:
-        """Instance ``index``'s caption words, its colour (if it shows one) named from ``image``."""
+    def _words(self, index: int, mask: np.ndarray, image: np.ndarray) -> dict[str, str]:
+        """Instance ``index``'s caption words, its colour (if it shows one) named from ``image``
+        over the pixels of its (H, W) ``mask`` that none of its parts covers."""
         words = dict(self.attributes[index])
         if index in self.colored:
             depth = self.depths[index]
-            own = self.layers[depth] == index  # (H, W)
+            own = mask  # (H, W)
             if depth + 1 < len(self.layers):
-                own &= self.layers[depth + 1] == -1  # a part's paint hides the whole's
+                own = own & (self.layers[depth + 1] == -1)  # a part's paint hides the whole's
             if own.any():
                 words["color"] = color_name(np.median(image[own], axis=0))
         return words
